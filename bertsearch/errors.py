@@ -1,0 +1,29 @@
+"""One exception family for failures a user can fix; the CLI prints them as one line."""
+
+
+class BertsearchError(Exception):
+    """A user-facing failure: bad input, missing index, unreachable service."""
+
+
+class IndexNotFoundError(BertsearchError):
+    """No index exists where one was asked for."""
+
+
+class IndexMismatchError(BertsearchError):
+    """The index was built with another model or other settings than those in use."""
+
+
+class ModelNotFoundError(BertsearchError):
+    """A model path does not hold a usable sentence-transformers model."""
+
+
+class InvalidQueryError(BertsearchError):
+    """A query that cannot be run: empty text, unknown mode, bad k."""
+
+
+class DatasetError(BertsearchError):
+    """A BEIR dataset folder that is missing files or malformed."""
+
+
+class BackendError(BertsearchError):
+    """A storage backend failed in a way the user can act on (unreachable, denied, inconsistent)."""

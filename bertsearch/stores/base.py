@@ -1,0 +1,95 @@
+"""The one small interface every store implements; the pipeline never asks which store it has."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+
+from bertsearch.settings import IndexSettings
+from bertsearch.types import Document, Passage, PassageHit
+
+
+@dataclass(frozen=True)
+class EncodedDocument:
+    """A document ready to store: its passages and their vectors (one row per passage)."""
+
+    document: Document
+    content_hash: str
+    passages: list[Passage]
+    vectors: np.ndarray
+
+
+@dataclass(frozen=True)
+class StoredDocument:
+    """What a store remembers about a document to decide whether to re-encode or prune it."""
+
+    content_hash: str
+    source: str
+
+
+@dataclass(frozen=True)
+class SearchFilter:
+    """Restricts a search to documents whose source starts with `source_prefix` and whose metadata has these values."""
+
+    source_prefix: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def is_empty(self) -> bool:
+        return not self.source_prefix and not self.metadata
+
+
+@dataclass(frozen=True)
+class StoreStats:
+    documents: int
+    passages: int
+    backend: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class Store(ABC):
+    """Documents, passages, vectors and a keyword index, behind one interface.
+
+    Writes are per document and atomic: after a crash a document has all its new passages or all its old ones.
+    """
+
+    settings: IndexSettings
+
+    @abstractmethod
+    def stored_documents(self) -> dict[str, StoredDocument]:
+        """Every stored document id with its content hash and source."""
+
+    @abstractmethod
+    def write(self, batch: Sequence[EncodedDocument]) -> None:
+        """Add or replace each document with its passages; durable when this returns."""
+
+    @abstractmethod
+    def delete(self, doc_ids: Sequence[str]) -> None:
+        """Remove documents and their passages; unknown ids are ignored."""
+
+    @abstractmethod
+    def dense_search(self, vector: np.ndarray, k: int, filter: SearchFilter | None = None) -> list[PassageHit]:
+        """The k passages nearest to `vector` (inner product on normalised vectors), best first."""
+
+    @abstractmethod
+    def keyword_search(self, query: str, k: int, filter: SearchFilter | None = None) -> list[PassageHit]:
+        """The k best passages for `query` by BM25, best first."""
+
+    @abstractmethod
+    def get_document(self, doc_id: str) -> Document | None:
+        """The stored document, or None."""
+
+    @abstractmethod
+    def stats(self) -> StoreStats:
+        """Counts for summaries and the stats page."""
+
+    def close(self) -> None:
+        """Release resources; stores that buffer must have flushed by the end of `write`."""
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

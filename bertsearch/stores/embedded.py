@@ -1,0 +1,410 @@
+"""The embedded default store: SQLite (documents, passages, vectors, FTS5 BM25) plus a FAISS index.
+
+SQLite is the source of truth and every write is one transaction, so a crash at any point leaves the
+database exactly as it was after the last committed batch. The FAISS index is derived from it: it is saved
+beside the database with the database "generation" it reflects, and brought up to date from SQLite
+(added and removed passage ids) whenever the two differ, e.g. after a killed run.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import faiss
+import numpy as np
+
+from bertsearch.errors import BackendError, IndexNotFoundError
+from bertsearch.text import query_terms
+from bertsearch.settings import IndexSettings, read_settings, write_settings
+from bertsearch.stores.base import EncodedDocument, SearchFilter, Store, StoredDocument, StoreStats
+from bertsearch.types import Document, PassageHit
+
+DATABASE_NAME = "store.sqlite3"
+VECTORS_NAME = "vectors.faiss"
+VECTORS_STATE_NAME = "vectors.json"
+LOCK_NAME = "write.lock"
+
+# Exact search is fast enough below this many passages (~10 ms at 384 dims on 2 cores); above it an
+# IVF index answers in a fraction of that with recall@10 ~0.95+ at the nprobe chosen below.
+ANN_THRESHOLD = 200_000
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS documents (
+    doc_id TEXT PRIMARY KEY,
+    title TEXT NOT NULL,
+    text TEXT NOT NULL,
+    source TEXT NOT NULL,
+    content_hash TEXT NOT NULL,
+    metadata TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS passages (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    doc_id TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    title TEXT NOT NULL,
+    text TEXT NOT NULL,
+    vector BLOB NOT NULL,
+    UNIQUE (doc_id, position)
+);
+CREATE VIRTUAL TABLE IF NOT EXISTS passages_fts USING fts5(
+    title, text, content='passages', content_rowid='id',
+    tokenize='porter unicode61 remove_diacritics 2'
+);
+CREATE TRIGGER IF NOT EXISTS passages_fts_insert AFTER INSERT ON passages BEGIN
+    INSERT INTO passages_fts (rowid, title, text) VALUES (new.id, new.title, new.text);
+END;
+CREATE TRIGGER IF NOT EXISTS passages_fts_delete AFTER DELETE ON passages BEGIN
+    INSERT INTO passages_fts (passages_fts, rowid, title, text) VALUES ('delete', old.id, old.title, old.text);
+END;
+INSERT OR IGNORE INTO meta (key, value) VALUES ('generation', '0');
+"""
+
+class EmbeddedStore(Store):
+    """Documents and vectors in one folder, no server: SQLite + FTS5 for text and BM25, FAISS for kNN."""
+
+    def __init__(self, index_dir: Path, settings: IndexSettings) -> None:
+        self.index_dir = index_dir
+        self.settings = settings
+        self._lock = threading.RLock()
+        self._write_lock_file: Any = None
+        self._db = sqlite3.connect(index_dir / DATABASE_NAME, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA busy_timeout=10000")
+        self._db.executescript(_SCHEMA)
+        self._vectors: faiss.Index | None = None
+        self._vectors_generation = -1
+        self._vectors_saved = True
+
+    @classmethod
+    def create(cls, index_dir: Path, settings: IndexSettings) -> "EmbeddedStore":
+        """A new store in `index_dir` (which may exist but must not hold an index)."""
+        index_dir.mkdir(parents=True, exist_ok=True)
+        write_settings(index_dir, settings)
+        return cls(index_dir, settings)
+
+    @classmethod
+    def open(cls, index_dir: Path) -> "EmbeddedStore":
+        settings = read_settings(index_dir)
+        if not (index_dir / DATABASE_NAME).is_file():
+            raise IndexNotFoundError(f"no embedded store in {index_dir} (its database file is missing)")
+        return cls(index_dir, settings)
+
+    # -- writing ---------------------------------------------------------------------------------
+
+    def acquire_write_lock(self) -> None:
+        """One writer per index: a second `bertsearch index` on the same folder is refused, not interleaved."""
+        if self._write_lock_file is not None:
+            return
+        handle = open(self.index_dir / LOCK_NAME, "w")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            raise BackendError(f"{self.index_dir} is being written by another process") from None
+        self._write_lock_file = handle
+
+    def stored_documents(self) -> dict[str, StoredDocument]:
+        with self._lock:
+            rows = self._db.execute("SELECT doc_id, content_hash, source FROM documents").fetchall()
+        return {doc_id: StoredDocument(content_hash=h, source=source) for doc_id, h, source in rows}
+
+    def write(self, batch: Sequence[EncodedDocument]) -> None:
+        if not batch:
+            return
+        for item in batch:
+            if len(item.passages) != len(item.vectors):
+                raise ValueError(f"{item.document.doc_id}: {len(item.passages)} passages but {len(item.vectors)} vectors")
+        self.acquire_write_lock()
+        with self._lock, self._transaction():
+            for item in batch:
+                doc = item.document
+                self._db.execute("DELETE FROM passages WHERE doc_id = ?", (doc.doc_id,))
+                self._db.execute(
+                    "INSERT OR REPLACE INTO documents (doc_id, title, text, source, content_hash, metadata)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    (doc.doc_id, doc.title, doc.text, doc.source, item.content_hash, json.dumps(doc.metadata)),
+                )
+                vectors = np.ascontiguousarray(item.vectors, dtype=np.float32)
+                self._db.executemany(
+                    "INSERT INTO passages (doc_id, position, title, text, vector) VALUES (?, ?, ?, ?, ?)",
+                    [
+                        (doc.doc_id, passage.position, passage.title, passage.text, vectors[i].tobytes())
+                        for i, passage in enumerate(item.passages)
+                    ],
+                )
+            self._bump_generation()
+
+    def delete(self, doc_ids: Sequence[str]) -> None:
+        if not doc_ids:
+            return
+        self.acquire_write_lock()
+        with self._lock, self._transaction():
+            for doc_id in doc_ids:
+                self._db.execute("DELETE FROM passages WHERE doc_id = ?", (doc_id,))
+                self._db.execute("DELETE FROM documents WHERE doc_id = ?", (doc_id,))
+            self._bump_generation()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._write_lock_file is not None:
+                self._sync_vectors()
+                self._save_vectors()
+                self._write_lock_file.close()
+                self._write_lock_file = None
+            self._db.close()
+
+    # -- reading ---------------------------------------------------------------------------------
+
+    def dense_search(self, vector: np.ndarray, k: int, filter: SearchFilter | None = None) -> list[PassageHit]:
+        with self._lock:
+            index = self._sync_vectors()
+            if index.ntotal == 0 or k <= 0:
+                return []
+            query = np.ascontiguousarray(vector, dtype=np.float32).reshape(1, -1)
+            params = None
+            if filter is not None and not filter.is_empty():
+                allowed = self._filtered_passage_ids(filter)
+                if not allowed.size:
+                    return []
+                params = self._search_params(index, faiss.IDSelectorBatch(allowed))
+            elif isinstance(index, faiss.IndexIVF):
+                params = self._search_params(index, None)
+            scores, ids = index.search(query, min(k, index.ntotal), params=params)
+            ranked = [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
+            return self._passage_hits(ranked)
+
+    def keyword_search(self, query: str, k: int, filter: SearchFilter | None = None) -> list[PassageHit]:
+        terms = query_terms(query)
+        if not terms or k <= 0:
+            return []
+        match = " OR ".join('"' + term.replace('"', '""') + '"' for term in terms)
+        where, args = self._filter_sql(filter)
+        sql = (
+            "SELECT p.id, -bm25(passages_fts) AS score FROM passages_fts"
+            " JOIN passages p ON p.id = passages_fts.rowid"
+            + (" JOIN documents d ON d.doc_id = p.doc_id" if where else "")
+            + " WHERE passages_fts MATCH ?"
+            + (f" AND {where}" if where else "")
+            + " ORDER BY bm25(passages_fts) LIMIT ?"
+        )
+        with self._lock:
+            rows = self._db.execute(sql, (match, *args, k)).fetchall()
+        return self._passage_hits([(int(i), float(s)) for i, s in rows])
+
+    def get_document(self, doc_id: str) -> Document | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT doc_id, text, title, source, metadata FROM documents WHERE doc_id = ?", (doc_id,)
+            ).fetchone()
+        if row is None:
+            return None
+        return Document(doc_id=row[0], text=row[1], title=row[2], source=row[3], metadata=json.loads(row[4]))
+
+    def stats(self) -> StoreStats:
+        with self._lock:
+            documents = self._db.execute("SELECT COUNT(*) FROM documents").fetchone()[0]
+            passages = self._db.execute("SELECT COUNT(*) FROM passages").fetchone()[0]
+        size = sum(f.stat().st_size for f in self.index_dir.iterdir() if f.is_file())
+        kind = "ivf" if passages >= ANN_THRESHOLD else "exact"
+        return StoreStats(
+            documents=documents,
+            passages=passages,
+            backend="embedded",
+            details={"vector_index": kind, "bytes_on_disk": size, "index_dir": str(self.index_dir)},
+        )
+
+    # -- internals -------------------------------------------------------------------------------
+
+    def _transaction(self) -> "_Transaction":
+        return _Transaction(self._db)
+
+    def _generation(self) -> int:
+        return int(self._db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0])
+
+    def _bump_generation(self) -> None:
+        self._db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")
+
+    def _filter_sql(self, filter: SearchFilter | None) -> tuple[str, list[Any]]:
+        if filter is None or filter.is_empty():
+            return "", []
+        clauses, args = [], []
+        if filter.source_prefix:
+            clauses.append("substr(d.source, 1, ?) = ?")
+            args += [len(filter.source_prefix), filter.source_prefix]
+        for key, value in filter.metadata.items():
+            clauses.append("json_extract(d.metadata, ?) = ?")
+            args += ["$." + json.dumps(key), value]
+        return " AND ".join(clauses), args
+
+    def _filtered_passage_ids(self, filter: SearchFilter) -> np.ndarray:
+        where, args = self._filter_sql(filter)
+        rows = self._db.execute(
+            f"SELECT p.id FROM passages p JOIN documents d ON d.doc_id = p.doc_id WHERE {where}", args
+        ).fetchall()
+        return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+
+    @staticmethod
+    def _search_params(index: faiss.Index, selector: faiss.IDSelector | None) -> faiss.SearchParameters:
+        if isinstance(index, faiss.IndexIVF):
+            params = faiss.SearchParametersIVF(nprobe=max(16, index.nlist // 16))
+            if selector is not None:
+                params.sel = selector
+            return params
+        return faiss.SearchParameters(sel=selector)
+
+    def _passage_hits(self, ranked: list[tuple[int, float]]) -> list[PassageHit]:
+        if not ranked:
+            return []
+        ids = [i for i, _ in ranked]
+        placeholders = ",".join("?" * len(ids))
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT p.id, p.doc_id, p.position, p.text, p.title, d.source FROM passages p"
+                f" JOIN documents d ON d.doc_id = p.doc_id WHERE p.id IN ({placeholders})",
+                ids,
+            ).fetchall()
+        by_id = {row[0]: row for row in rows}
+        hits = []
+        for passage_id, score in ranked:
+            row = by_id.get(passage_id)
+            if row is not None:
+                hits.append(PassageHit(doc_id=row[1], position=row[2], score=score, text=row[3], title=row[4], source=row[5]))
+        return hits
+
+    def _sync_vectors(self) -> faiss.Index:
+        """The FAISS index, loaded or rebuilt and brought up to the database's current generation."""
+        generation = self._generation()
+        if self._vectors is not None and self._vectors_generation == generation:
+            return self._vectors
+        if self._vectors is None:
+            self._vectors, self._vectors_generation = self._load_vectors()
+            if self._vectors_generation == generation:
+                return self._vectors
+        db_ids = np.fromiter(
+            (r[0] for r in self._db.execute("SELECT id FROM passages")), dtype=np.int64
+        )
+        wanted_kind = faiss.IndexIVF if len(db_ids) >= ANN_THRESHOLD else faiss.IndexIDMap2
+        if not isinstance(self._vectors, wanted_kind) or self._needs_retraining(self._vectors, len(db_ids)):
+            self._vectors = self._build_index(db_ids)
+        else:
+            held = _index_ids(self._vectors)
+            stale = np.setdiff1d(held, db_ids, assume_unique=True)
+            if stale.size:
+                self._vectors.remove_ids(faiss.IDSelectorBatch(stale))
+            missing = np.setdiff1d(db_ids, held, assume_unique=True)
+            for ids, vectors in self._read_vectors(missing, len(db_ids)):
+                self._vectors.add_with_ids(vectors, ids)
+        self._vectors_generation = generation
+        self._vectors_saved = False
+        return self._vectors
+
+    def _needs_retraining(self, index: faiss.Index, count: int) -> bool:
+        """IVF centroids trained on far fewer vectors than the index now holds make lists lopsided."""
+        if not isinstance(index, faiss.IndexIVF):
+            return False
+        trained_for = (index.nlist / 4) ** 2  # inverse of nlist = 4 * sqrt(count) in _build_index
+        return count > 4 * trained_for
+
+    def _build_index(self, db_ids: np.ndarray) -> faiss.Index:
+        dims = self.settings.dimensions
+        if len(db_ids) < ANN_THRESHOLD:
+            index: faiss.Index = faiss.IndexIDMap2(faiss.IndexFlatIP(dims))
+            for ids, vectors in self._read_vectors(db_ids, len(db_ids)):
+                index.add_with_ids(vectors, ids)
+            return index
+        nlist = int(4 * np.sqrt(len(db_ids)))
+        quantizer = faiss.IndexFlatIP(dims)
+        index = faiss.IndexIVFFlat(quantizer, dims, nlist, faiss.METRIC_INNER_PRODUCT)
+        sample_ids = np.sort(np.random.default_rng(0).choice(db_ids, size=min(len(db_ids), nlist * 64), replace=False))
+        sample = np.concatenate([v for _, v in self._read_vectors(sample_ids, len(db_ids))])
+        index.train(sample)
+        for ids, vectors in self._read_vectors(db_ids, len(db_ids)):
+            index.add_with_ids(vectors, ids)
+        return index
+
+    def _read_vectors(self, ids: np.ndarray, total: int, chunk: int = 20_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Vectors of `ids` from SQLite in chunks; a full scan when most rows are wanted."""
+        if ids.size == 0:
+            return
+        dims = self.settings.dimensions
+        if ids.size > total // 4:
+            wanted = set(ids.tolist()) if ids.size < total else None
+            cursor = self._db.execute("SELECT id, vector FROM passages ORDER BY id")
+            while rows := cursor.fetchmany(chunk):
+                if wanted is not None:
+                    rows = [r for r in rows if r[0] in wanted]
+                if rows:
+                    yield _as_arrays(rows, dims)
+            return
+        for start in range(0, ids.size, 900):
+            part = ids[start : start + 900].tolist()
+            rows = self._db.execute(
+                f"SELECT id, vector FROM passages WHERE id IN ({','.join('?' * len(part))})", part
+            ).fetchall()
+            if rows:
+                yield _as_arrays(rows, dims)
+
+    def _load_vectors(self) -> tuple[faiss.Index | None, int]:
+        state_file = self.index_dir / VECTORS_STATE_NAME
+        vectors_file = self.index_dir / VECTORS_NAME
+        try:
+            state = json.loads(state_file.read_text())
+            return faiss.read_index(str(vectors_file)), int(state["generation"])
+        except (OSError, ValueError, KeyError, RuntimeError):
+            return None, -1
+
+    def _save_vectors(self) -> None:
+        """Index file first, then the generation it reflects: a crash between them only costs a re-sync."""
+        if self._vectors is None or self._vectors_saved:
+            return
+        vectors_file = self.index_dir / VECTORS_NAME
+        tmp = vectors_file.with_suffix(".tmp")
+        faiss.write_index(self._vectors, str(tmp))
+        _fsync(tmp)
+        os.replace(tmp, vectors_file)
+        state_file = self.index_dir / VECTORS_STATE_NAME
+        tmp_state = state_file.with_suffix(".tmp")
+        tmp_state.write_text(json.dumps({"generation": self._vectors_generation}))
+        _fsync(tmp_state)
+        os.replace(tmp_state, state_file)
+        self._vectors_saved = True
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def __enter__(self) -> None:
+        self.db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+
+
+def _index_ids(index: faiss.Index) -> np.ndarray:
+    if isinstance(index, faiss.IndexIDMap2):
+        return np.sort(faiss.vector_to_array(index.id_map).astype(np.int64))
+    lists = index.invlists
+    parts = [faiss.rev_swig_ptr(lists.get_ids(i), lists.list_size(i)).copy() for i in range(index.nlist)]
+    return np.sort(np.concatenate(parts).astype(np.int64)) if parts else np.zeros(0, dtype=np.int64)
+
+
+def _as_arrays(rows: list[tuple[int, bytes]], dims: int) -> tuple[np.ndarray, np.ndarray]:
+    ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+    vectors = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), dims)
+    return ids, vectors
+
+
+def _fsync(path: Path) -> None:
+    with path.open("rb") as handle:
+        os.fsync(handle.fileno())

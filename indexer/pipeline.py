@@ -1,0 +1,176 @@
+"""Indexing: files → documents → passages → vectors → a store, incrementally and crash-safely.
+
+Documents are written in batches, each one transaction in the store, and a document counts as indexed only
+once its batch is written. A killed run therefore loses at most the batch in flight, and the next run skips
+every document whose content hash is already stored: it resumes where the last one stopped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+from bertsearch.errors import BertsearchError, IndexNotFoundError
+from bertsearch.models import Encoder, load_index_encoder
+from bertsearch.settings import ChunkingSettings, IndexSettings, read_settings
+from bertsearch.stores import create_store, open_store
+from bertsearch.stores.base import EncodedDocument, Store
+from bertsearch.types import Document, Passage, SkippedFile
+from bertsearch.indexer.chunking import chunk_document
+from bertsearch.indexer.progress import IndexProgress, NullProgress
+from bertsearch.indexer.readers import iter_documents
+
+# Passages encoded and written per transaction: large enough to keep the encoder's batches full and
+# length-sorted, small enough that a killed run loses only seconds of work.
+WRITE_BATCH_PASSAGES = 1024
+
+
+@dataclass
+class IndexSummary:
+    """What one indexing run did; `--json` prints it."""
+
+    documents_seen: int = 0
+    documents_added: int = 0
+    documents_updated: int = 0
+    documents_unchanged: int = 0
+    documents_removed: int = 0
+    documents_skipped: int = 0
+    passages_encoded: int = 0
+    seconds: float = 0.0
+    skipped: list[dict[str, str]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def content_hash(document: Document) -> str:
+    """Hash of everything stored about a document, so any change to it triggers re-encoding."""
+    payload = json.dumps([document.title, document.text, document.metadata], sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+def is_under(source: str, roots: Sequence[Path]) -> bool:
+    """True if `source` is one of `roots` or inside one of them."""
+    path = Path(source)
+    return any(path == root or root in path.parents for root in roots)
+
+
+class Indexer:
+    """Brings a store up to date with a set of files: encodes new and changed documents only."""
+
+    def __init__(
+        self,
+        store: Store,
+        encoder: Encoder,
+        chunking: ChunkingSettings,
+        progress: IndexProgress | None = None,
+        max_file_bytes: int = 50 * 1024 * 1024,
+    ) -> None:
+        self.store = store
+        self.encoder = encoder
+        self.chunking = chunking
+        self.progress = progress or NullProgress()
+        self.max_file_bytes = max_file_bytes
+
+    def index(self, paths: Sequence[Path], prune: bool = False) -> IndexSummary:
+        """Index `paths` (files or folders, recursively); with `prune`, drop stored documents whose source vanished."""
+        started = time.perf_counter()
+        summary = IndexSummary()
+        roots = [Path(p).resolve() for p in paths]
+        stored = self.store.stored_documents()
+        seen: dict[str, str] = {}
+        pending: list[tuple[Document, str, list[Passage]]] = []
+        pending_passages = 0
+        self.progress.start()
+        for item in iter_documents(roots, max_file_bytes=self.max_file_bytes):
+            if isinstance(item, SkippedFile):
+                self._skip(summary, item.path, item.reason)
+                continue
+            if item.doc_id in seen:
+                self._skip(summary, item.source, f"duplicate id {item.doc_id!r} (first seen in {seen[item.doc_id]})")
+                continue
+            seen[item.doc_id] = item.source
+            summary.documents_seen += 1
+            digest = content_hash(item)
+            previous = stored.get(item.doc_id)
+            if previous is not None and previous.content_hash == digest:
+                summary.documents_unchanged += 1
+                self.progress.advance(documents=1)
+                continue
+            passages = chunk_document(item, self.encoder.tokenizer, self.chunking.max_tokens, self.chunking.overlap_tokens)
+            pending.append((item, digest, passages))
+            pending_passages += len(passages)
+            if pending_passages >= WRITE_BATCH_PASSAGES:
+                self._write(pending, stored, summary)
+                pending, pending_passages = [], 0
+        self._write(pending, stored, summary)
+        if prune:
+            vanished = [doc_id for doc_id, doc in stored.items() if doc_id not in seen and is_under(doc.source, roots)]
+            self.store.delete(vanished)
+            summary.documents_removed = len(vanished)
+        self.progress.finish()
+        summary.seconds = round(time.perf_counter() - started, 3)
+        return summary
+
+    def _write(self, pending: list[tuple[Document, str, list[Passage]]], stored: dict, summary: IndexSummary) -> None:
+        if not pending:
+            return
+        texts = [passage.encoder_input() for _, _, passages in pending for passage in passages]
+        vectors = self.encoder.encode(texts)
+        batch, offset = [], 0
+        for document, digest, passages in pending:
+            batch.append(EncodedDocument(document, digest, passages, vectors[offset : offset + len(passages)]))
+            offset += len(passages)
+        self.store.write(batch)
+        for document, _, _ in pending:
+            if document.doc_id in stored:
+                summary.documents_updated += 1
+            else:
+                summary.documents_added += 1
+        summary.passages_encoded += len(texts)
+        self.progress.advance(documents=len(pending), passages=len(texts))
+
+    def _skip(self, summary: IndexSummary, path: str, reason: str) -> None:
+        summary.documents_skipped += 1
+        summary.skipped.append({"path": path, "reason": reason})
+        self.progress.skipped(path, reason)
+
+
+
+def open_index_for_writing(
+    index_dir: Path,
+    model_path: str | Path | None = None,
+    chunking: ChunkingSettings | None = None,
+    backend: str = "embedded",
+    backend_options: dict | None = None,
+) -> tuple[Store, Encoder, ChunkingSettings]:
+    """The existing index in `index_dir` (refusing another model or chunking), or a new one."""
+    try:
+        settings = read_settings(index_dir)
+    except IndexNotFoundError:
+        settings = None
+    if settings is not None:
+        encoder = load_index_encoder(settings.model_path, settings.model_fingerprint, model_path)
+        settings.check_compatible(encoder.info.fingerprint, chunking)
+        return open_store(index_dir), encoder, settings.chunking
+    encoder = Encoder(model_path)
+    chunking = chunking or ChunkingSettings(max_tokens=min(ChunkingSettings().max_tokens, encoder.info.max_seq_length))
+    if chunking.max_tokens > encoder.info.max_seq_length:
+        raise BertsearchError(
+            f"--chunk-tokens {chunking.max_tokens} exceeds the model's maximum of {encoder.info.max_seq_length} tokens"
+        )
+    if not 0 <= chunking.overlap_tokens < chunking.max_tokens // 2:
+        raise BertsearchError("--chunk-overlap must be at least 0 and less than half of --chunk-tokens")
+    settings = IndexSettings(
+        model_path=encoder.info.path,
+        model_fingerprint=encoder.info.fingerprint,
+        dimensions=encoder.info.dimensions,
+        chunking=chunking,
+        backend=backend,
+        backend_options=backend_options or {},
+    )
+    return create_store(index_dir, settings), encoder, chunking

@@ -1,0 +1,146 @@
+"""The embedded store: atomic per-document writes, FAISS kept in step with SQLite, BM25 and filters."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bertsearch.errors import BackendError, IndexNotFoundError
+from bertsearch.settings import ChunkingSettings, IndexSettings
+from bertsearch.stores import SearchFilter, create_store, open_store
+from bertsearch.stores import embedded
+from bertsearch.stores.base import EncodedDocument
+from bertsearch.stores.embedded import EmbeddedStore
+from bertsearch.types import Document, Passage
+
+DIMS = 16
+
+
+def settings() -> IndexSettings:
+    return IndexSettings(model_path="/m", model_fingerprint="f" * 16, dimensions=DIMS, chunking=ChunkingSettings())
+
+
+def unit(seed: int) -> np.ndarray:
+    vector = np.random.default_rng(seed).normal(size=DIMS).astype(np.float32)
+    return vector / np.linalg.norm(vector)
+
+
+def encoded(doc_id: str, texts: list[str], seed: int, source: str = "/corpus/a.txt", **metadata: object) -> EncodedDocument:
+    document = Document(doc_id=doc_id, text=" ".join(texts), title=f"title {doc_id}", source=source, metadata=dict(metadata))
+    passages = [Passage(doc_id=doc_id, position=i, text=t, title=document.title) for i, t in enumerate(texts)]
+    vectors = np.stack([unit(seed * 100 + i) for i in range(len(texts))])
+    return EncodedDocument(document, f"hash-{doc_id}-{len(texts)}", passages, vectors)
+
+
+@pytest.fixture
+def store(tmp_path: Path):
+    with create_store(tmp_path / "idx", settings()) as opened:
+        yield opened
+
+
+def test_dense_search_finds_the_stored_vector_first(store: EmbeddedStore) -> None:
+    store.write([encoded("a", ["alpha one", "alpha two"], 1), encoded("b", ["beta"], 2)])
+    hits = store.dense_search(unit(200), k=3)
+    assert hits[0].doc_id == "b" and hits[0].position == 0
+    assert hits[0].score == pytest.approx(1.0, abs=1e-5)
+    assert hits[0].title == "title b" and hits[0].source == "/corpus/a.txt"
+    assert len(hits) == 3
+
+
+def test_rewrite_replaces_all_passages_of_a_document(store: EmbeddedStore) -> None:
+    store.write([encoded("a", ["one", "two", "three"], 1)])
+    store.write([encoded("a", ["uno"], 5)])
+    assert store.stats().passages == 1
+    assert [h.text for h in store.dense_search(unit(500), k=10)] == ["uno"]
+    assert store.stored_documents()["a"].content_hash == "hash-a-1"
+
+
+def test_delete_removes_documents_vectors_and_keywords(store: EmbeddedStore) -> None:
+    store.write([encoded("a", ["zebra crossing"], 1), encoded("b", ["zebra stripes"], 2)])
+    store.delete(["a", "missing"])
+    assert store.stats().documents == 1
+    assert {h.doc_id for h in store.keyword_search("zebra", 10)} == {"b"}
+    assert {h.doc_id for h in store.dense_search(unit(100), 10)} == {"b"}
+    assert store.get_document("a") is None
+
+
+def test_keyword_search_ranks_by_bm25_and_stems(store: EmbeddedStore) -> None:
+    store.write([
+        encoded("a", ["proteins fold into shapes; protein folding is studied"], 1),
+        encoded("b", ["the weather was mild"], 2),
+        encoded("c", ["a protein"], 3),
+    ])
+    hits = store.keyword_search("Protein folding?", 10)
+    assert [h.doc_id for h in hits] == ["a", "c"]
+    assert hits[0].score > hits[1].score > 0
+    # A query of stopwords only still searches them rather than returning nothing.
+    assert [h.doc_id for h in store.keyword_search("the of", 10)] == ["b"]
+    assert store.keyword_search("?!", 10) == []
+    # FTS5 syntax in user text is quoted, not interpreted.
+    assert [h.doc_id for h in store.keyword_search('"weather AND (NEAR', 10)] == ["b"]
+
+
+def test_filters_restrict_both_retrievers_and_still_return_k(store: EmbeddedStore) -> None:
+    store.write([encoded(f"d{i}", [f"common word {i}"], i, source=f"/corpus/{'x' if i % 2 else 'y'}/{i}.txt", lang="en" if i < 6 else "de")
+                 for i in range(10)])
+    only_x = SearchFilter(source_prefix="/corpus/x/")
+    dense = store.dense_search(unit(0), k=3, filter=only_x)
+    assert len(dense) == 3 and all(h.source.startswith("/corpus/x/") for h in dense)
+    keyword = store.keyword_search("common", 10, filter=only_x)
+    assert {h.doc_id for h in keyword} == {"d1", "d3", "d5", "d7", "d9"}
+    german = store.keyword_search("common", 10, filter=SearchFilter(metadata={"lang": "de"}))
+    assert {h.doc_id for h in german} == {"d6", "d7", "d8", "d9"}
+
+
+def test_reopen_after_crash_resyncs_vectors_from_sqlite(tmp_path: Path) -> None:
+    folder = tmp_path / "idx"
+    with create_store(folder, settings()) as store:
+        store.write([encoded("a", ["first"], 1)])
+    # Simulate a process killed after a later commit but before the vector file was saved.
+    store = open_store(folder)
+    store.write([encoded("b", ["second"], 2)])
+    store.delete(["a"])
+    store._db.close()
+    store._write_lock_file.close()
+    reopened = open_store(folder)
+    assert [h.doc_id for h in reopened.dense_search(unit(200), 5)] == ["b"]
+    reopened.close()
+
+
+def test_corrupt_vector_file_is_rebuilt(tmp_path: Path) -> None:
+    folder = tmp_path / "idx"
+    with create_store(folder, settings()) as store:
+        store.write([encoded("a", ["first"], 1)])
+    (folder / embedded.VECTORS_NAME).write_bytes(b"garbage")
+    with open_store(folder) as store:
+        assert store.dense_search(unit(100), 1)[0].doc_id == "a"
+
+
+def test_switches_to_ivf_above_threshold_and_keeps_recall(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(embedded, "ANN_THRESHOLD", 400)
+    with create_store(tmp_path / "idx", settings()) as store:
+        store.write([encoded(f"d{i}", [f"text {i}"], i) for i in range(500)])
+        import faiss
+
+        hits = store.dense_search(unit(4200), 5)
+        assert isinstance(store._vectors, faiss.IndexIVF)
+        assert hits[0].doc_id == "d42"
+        store.delete(["d42"])
+        assert all(h.doc_id != "d42" for h in store.dense_search(unit(4200), 5))
+
+
+def test_second_writer_is_refused(tmp_path: Path) -> None:
+    folder = tmp_path / "idx"
+    with create_store(folder, settings()) as first:
+        first.write([encoded("a", ["x"], 1)])
+        second = open_store(folder)
+        with pytest.raises(BackendError, match="another process"):
+            second.write([encoded("b", ["y"], 2)])
+        second.close()
+
+
+def test_missing_index_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(IndexNotFoundError, match="no index at"):
+        open_store(tmp_path / "nothing")
