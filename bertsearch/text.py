@@ -11,8 +11,8 @@ STOPWORDS = frozenset(
     "where which who will with you your".split()
 )
 _WORD = re.compile(r"\w+", re.UNICODE)
-# Matching on a short prefix lets "proteins" highlight "protein" without a stemmer.
-_PREFIX = 5
+# Stripping a few English suffixes lets "proteins" highlight "protein" and "fold" highlight "folding".
+_SUFFIXES = ("ations", "ation", "ings", "ing", "edly", "ed", "ies", "es", "s", "ly")
 
 
 def query_terms(query: str) -> list[str]:
@@ -22,16 +22,19 @@ def query_terms(query: str) -> list[str]:
     return content or words
 
 
+def light_stem(word: str) -> str:
+    """`word` lower-cased without one common suffix, keeping at least three letters."""
+    word = word.lower()
+    for suffix in _SUFFIXES:
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            return word[: -len(suffix)]
+    return word
+
+
 def highlight_spans(text: str, terms: list[str]) -> list[tuple[int, int]]:
-    """Character spans of the words in `text` that match a query term (by a shared prefix)."""
-    exact = {term for term in terms if len(term) < _PREFIX and term not in STOPWORDS}
-    prefixes = tuple({term[:_PREFIX] for term in terms if len(term) >= _PREFIX})
-    spans = []
-    for match in _WORD.finditer(text):
-        word = match.group().lower()
-        if word in exact or (prefixes and word.startswith(prefixes)):
-            spans.append(match.span())
-    return spans
+    """Character spans of the words in `text` that match a query term up to a common suffix."""
+    stems = {light_stem(term) for term in terms if term not in STOPWORDS}
+    return [match.span() for match in _WORD.finditer(text) if light_stem(match.group()) in stems]
 
 
 def snippet(text: str, terms: list[str], width: int = 320) -> str:

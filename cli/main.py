@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.text import Text
 
 from bertsearch.errors import BertsearchError
+from bertsearch.indexer.pipeline import WRITE_BATCH_PASSAGES
 from bertsearch.settings import ChunkingSettings, default_index_dir
 from bertsearch.search import MODES
 from bertsearch.text import highlight_spans, query_terms, snippet
@@ -41,9 +42,11 @@ def cli() -> None:
 @click.option("--chunk-tokens", type=click.IntRange(16, 8192), help="Maximum word pieces per passage (new indexes).")
 @click.option("--chunk-overlap", type=click.IntRange(0, 4096), help="Word pieces repeated between passages.")
 @click.option("--prune", is_flag=True, help="Remove indexed documents whose source file vanished.")
+@click.option("--batch-passages", type=click.IntRange(1, 1_000_000), default=WRITE_BATCH_PASSAGES, show_default=True,
+              help="Passages encoded and committed together; a killed run loses at most one batch.")
 @json_option
 def index(paths: tuple[Path, ...], index_dir: Path | None, model_path: Path | None, chunk_tokens: int | None,
-          chunk_overlap: int | None, prune: bool, as_json: bool) -> None:
+          chunk_overlap: int | None, prune: bool, batch_passages: int, as_json: bool) -> None:
     """Index files and folders (recursively): new and changed documents are encoded, the rest skipped."""
     from bertsearch.indexer.pipeline import Indexer, open_index_for_writing
     from bertsearch.indexer.progress import progress_for_terminal
@@ -58,7 +61,8 @@ def index(paths: tuple[Path, ...], index_dir: Path | None, model_path: Path | No
     folder = index_dir or default_index_dir()
     store, encoder, chunking = open_index_for_writing(folder, model_path, chunking)
     with store:
-        summary = Indexer(store, encoder, chunking, progress_for_terminal()).index(list(paths), prune=prune)
+        indexer = Indexer(store, encoder, chunking, progress_for_terminal(), batch_passages=batch_passages)
+        summary = indexer.index(list(paths), prune=prune)
     if as_json:
         _print_json(summary.to_dict())
         return

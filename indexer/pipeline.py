@@ -69,12 +69,14 @@ class Indexer:
         chunking: ChunkingSettings,
         progress: IndexProgress | None = None,
         max_file_bytes: int = 50 * 1024 * 1024,
+        batch_passages: int = WRITE_BATCH_PASSAGES,
     ) -> None:
         self.store = store
         self.encoder = encoder
         self.chunking = chunking
         self.progress = progress or NullProgress()
         self.max_file_bytes = max_file_bytes
+        self.batch_passages = batch_passages
 
     def index(self, paths: Sequence[Path], prune: bool = False) -> IndexSummary:
         """Index `paths` (files or folders, recursively); with `prune`, drop stored documents whose source vanished."""
@@ -104,7 +106,7 @@ class Indexer:
             passages = chunk_document(item, self.encoder.tokenizer, self.chunking.max_tokens, self.chunking.overlap_tokens)
             pending.append((item, digest, passages))
             pending_passages += len(passages)
-            if pending_passages >= WRITE_BATCH_PASSAGES:
+            if pending_passages >= self.batch_passages:
                 self._write(pending, stored, summary)
                 pending, pending_passages = [], 0
         self._write(pending, stored, summary)

@@ -1,0 +1,58 @@
+"""Shared test data: a reproducible slice of SciFact, and running the real `bertsearch` command."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+SCIFACT = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "scifact"
+OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+
+
+def scifact_dir() -> Path:
+    """The SciFact folder beside the checkout (`../shared/datasets/scifact`), or $BERTSEARCH_SCIFACT."""
+    return Path(os.environ.get("BERTSEARCH_SCIFACT", SCIFACT))
+
+
+def write_scifact_slice(target: Path, queries: int = 40, documents: int = 300) -> Path:
+    """A BEIR folder with the first `queries` test queries, their relevant documents, and distractors
+    (the first documents of the corpus) up to `documents` in all."""
+    source = scifact_dir()
+    qrels_lines = (source / "qrels" / "test.tsv").read_text().splitlines()[1:]
+    chosen: list[str] = []
+    for line in qrels_lines:
+        query_id = line.split("\t")[0]
+        if query_id not in chosen:
+            chosen.append(query_id)
+        if len(chosen) == queries:
+            break
+    kept_qrels = [line for line in qrels_lines if line.split("\t")[0] in chosen]
+    relevant = {line.split("\t")[1] for line in kept_qrels}
+    corpus = []
+    with gzip.open(source / "corpus.jsonl.gz", "rt", encoding="utf-8") as handle:
+        for line in handle:
+            record = json.loads(line)
+            if record["_id"] in relevant or len(corpus) < documents - len(relevant):
+                corpus.append(line)
+    target.mkdir(parents=True, exist_ok=True)
+    (target / "corpus.jsonl").write_text("".join(corpus), encoding="utf-8")
+    with gzip.open(source / "queries.jsonl.gz", "rt", encoding="utf-8") as handle:
+        query_lines = [line for line in handle if json.loads(line)["_id"] in chosen]
+    (target / "queries.jsonl").write_text("".join(query_lines), encoding="utf-8")
+    (target / "qrels").mkdir(exist_ok=True)
+    (target / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n" + "\n".join(kept_qrels) + "\n")
+    return target
+
+
+def bertsearch_command(*args: str | Path, env: dict[str, str] | None = None, **kwargs) -> list[str]:
+    return [sys.executable, "-m", "bertsearch.cli.main", *map(str, args)]
+
+
+def run_bertsearch(*args: str | Path, env: dict[str, str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run the real CLI in a subprocess (real exit codes, real stderr)."""
+    full_env = {**os.environ, **OFFLINE_ENV, **(env or {})}
+    return subprocess.run(bertsearch_command(*args), capture_output=True, text=True, env=full_env, timeout=timeout)

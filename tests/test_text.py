@@ -1,0 +1,22 @@
+from bertsearch.text import highlight_spans, query_terms, snippet
+
+
+def test_query_terms_drop_stopwords_and_duplicates() -> None:
+    assert query_terms("What is the role of Proteins in the cell? proteins!") == ["role", "proteins", "cell"]
+    assert query_terms("the of") == ["the", "of"]
+    assert query_terms("?!") == []
+
+
+def test_highlight_matches_word_variants_by_prefix() -> None:
+    text = "Protein folding: a protein folds. Proteomics differs."
+    spans = [text[s:e] for s, e in highlight_spans(text, ["proteins", "fold"])]
+    assert spans == ["Protein", "folding", "protein", "folds"]
+
+
+def test_snippet_centres_on_the_matches() -> None:
+    text = "filler " * 100 + "the vaccine trains memory cells " + "filler " * 100
+    cut = snippet(text, ["vaccine", "memory"], width=80)
+    assert "vaccine" in cut and "memory" in cut
+    assert cut.startswith("…") and cut.endswith("…")
+    assert len(cut) <= 82
+    assert snippet("short text", ["x"]) == "short text"
