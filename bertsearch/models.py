@@ -15,6 +15,7 @@ from bertsearch.errors import ModelNotFoundError
 # Nothing in bertsearch may reach a model hub; set before transformers is imported anywhere.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 _WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 
@@ -75,13 +76,18 @@ class Encoder:
         folder = resolve_model_path(path)
         self.runtime = runtime or select_runtime()
         from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as transformers_logging
+
+        # Weight-loading bars and notices are noise on a search command's output.
+        transformers_logging.set_verbosity_error()
+        transformers_logging.disable_progress_bar()
 
         try:
             self.model = SentenceTransformer(str(folder), device=self.runtime.device, local_files_only=True)
         except Exception as exc:  # transformers raises many types for a broken folder
             raise ModelNotFoundError(f"cannot load model from {folder}: {exc}") from exc
         self.model.eval()
-        dims = self.model.get_sentence_embedding_dimension()
+        dims = getattr(self.model, "get_embedding_dimension", self.model.get_sentence_embedding_dimension)()
         if not dims:
             raise ModelNotFoundError(f"model at {folder} does not report an embedding dimension")
         self.info = ModelInfo(

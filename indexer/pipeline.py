@@ -22,7 +22,7 @@ from bertsearch.stores.base import EncodedDocument, Store
 from bertsearch.types import Document, Passage, SkippedFile
 from bertsearch.indexer.chunking import chunk_document
 from bertsearch.indexer.progress import IndexProgress, NullProgress
-from bertsearch.indexer.readers import iter_documents
+from bertsearch.indexer.readers import DEFAULT_MAX_FILE_BYTES, iter_documents
 
 # Passages encoded and written per transaction: large enough to keep the encoder's batches full and
 # length-sorted, small enough that a killed run loses only seconds of work.
@@ -68,7 +68,7 @@ class Indexer:
         encoder: Encoder,
         chunking: ChunkingSettings,
         progress: IndexProgress | None = None,
-        max_file_bytes: int = 50 * 1024 * 1024,
+        max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
         batch_passages: int = WRITE_BATCH_PASSAGES,
     ) -> None:
         self.store = store

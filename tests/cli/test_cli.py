@@ -198,7 +198,7 @@ def test_bad_query_inputs_fail_with_one_line(small_index: Path, tmp_path: Path) 
 
 
 def test_bad_index_inputs_fail_with_one_line(small_index: Path, tmp_path: Path) -> None:
-    fails_with("does not exist", "index", tmp_path / "missing-folder", "--index-dir", tmp_path / "idx")
+    fails_with("no such file or folder", "index", tmp_path / "missing-folder", "--index-dir", tmp_path / "idx")
     fails_with("model folder not found", "index", tmp_path, "--index-dir", tmp_path / "idx2", "--model", tmp_path / "no-model")
     fails_with("chunking", "index", tmp_path, "--index-dir", small_index, "--chunk-tokens", "128")
     fails_with("Missing argument", "index")
@@ -223,6 +223,6 @@ def test_bad_eval_inputs_fail_with_one_line(tmp_path: Path, scifact_slice: Path)
 
 def test_failed_run_keeps_what_was_indexed(small_index: Path, tmp_path: Path) -> None:
     before = ok_json("query", "planet", "--index-dir", small_index, "--mode", "bm25")["hits"]
-    fails_with("does not exist", "index", tmp_path / "missing", "--index-dir", small_index)
+    fails_with("no such file or folder", "index", tmp_path / "missing", "--index-dir", small_index)
     after = ok_json("query", "planet", "--index-dir", small_index, "--mode", "bm25")["hits"]
     assert before == after and before
