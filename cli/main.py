@@ -50,6 +50,7 @@ def index(paths: tuple[Path, ...], index_dir: Path | None, model_path: Path | No
     """Index files and folders (recursively): new and changed documents are encoded, the rest skipped."""
     from bertsearch.indexer.pipeline import Indexer, open_index_for_writing
     from bertsearch.indexer.progress import progress_for_terminal
+    from bertsearch.indexer.readers import check_paths_exist
 
     chunking = None
     if chunk_tokens is not None or chunk_overlap is not None:
@@ -58,10 +59,12 @@ def index(paths: tuple[Path, ...], index_dir: Path | None, model_path: Path | No
             max_tokens=chunk_tokens if chunk_tokens is not None else defaults.max_tokens,
             overlap_tokens=chunk_overlap if chunk_overlap is not None else defaults.overlap_tokens,
         )
+    check_paths_exist(paths)
     folder = index_dir or default_index_dir()
     store, encoder, chunking = open_index_for_writing(folder, model_path, chunking)
     with store:
-        indexer = Indexer(store, encoder, chunking, progress_for_terminal(), batch_passages=batch_passages)
+        indexer = Indexer(store, encoder, chunking, progress_for_terminal(), batch_passages=batch_passages,
+                          exclude=[folder])
         summary = indexer.index(list(paths), prune=prune)
     if as_json:
         _print_json(summary.to_dict())

@@ -22,7 +22,7 @@ from bertsearch.stores.base import EncodedDocument, Store
 from bertsearch.types import Document, Passage, SkippedFile
 from bertsearch.indexer.chunking import chunk_document
 from bertsearch.indexer.progress import IndexProgress, NullProgress
-from bertsearch.indexer.readers import DEFAULT_MAX_FILE_BYTES, iter_documents
+from bertsearch.indexer.readers import DEFAULT_MAX_FILE_BYTES, check_paths_exist, iter_documents
 
 # Passages encoded and written per transaction: large enough to keep the encoder's batches full and
 # length-sorted, small enough that a killed run loses only seconds of work.
@@ -70,6 +70,7 @@ class Indexer:
         progress: IndexProgress | None = None,
         max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
         batch_passages: int = WRITE_BATCH_PASSAGES,
+        exclude: Sequence[Path] = (),
     ) -> None:
         self.store = store
         self.encoder = encoder
@@ -77,6 +78,7 @@ class Indexer:
         self.progress = progress or NullProgress()
         self.max_file_bytes = max_file_bytes
         self.batch_passages = batch_passages
+        self.exclude = exclude
 
     def index(self, paths: Sequence[Path], prune: bool = False) -> IndexSummary:
         """Index `paths` (files or folders, recursively); with `prune`, drop stored documents whose source vanished."""
@@ -88,7 +90,7 @@ class Indexer:
         pending: list[tuple[Document, str, list[Passage]]] = []
         pending_passages = 0
         self.progress.start()
-        for item in iter_documents(roots, max_file_bytes=self.max_file_bytes):
+        for item in iter_documents(roots, max_file_bytes=self.max_file_bytes, exclude=self.exclude):
             if isinstance(item, SkippedFile):
                 self._skip(summary, item.path, item.reason)
                 continue

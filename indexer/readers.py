@@ -60,14 +60,22 @@ class _RecordError(ValueError):
     """A record that cannot become a document; the message is the skip reason."""
 
 
+def check_paths_exist(paths: Sequence[Path]) -> None:
+    """BertsearchError naming every path that does not exist, so a run fails before loading anything."""
+    missing = [str(path) for path in paths if not Path(path).exists()]
+    if missing:
+        raise BertsearchError(f"no such file or folder: {', '.join(missing)}")
+
+
 def iter_documents(
-    paths: Sequence[Path], max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
+    paths: Sequence[Path], max_file_bytes: int = DEFAULT_MAX_FILE_BYTES, exclude: Sequence[Path] = ()
 ) -> Iterator[Document | SkippedFile]:
     """Documents from files and folders (recursively, sorted, hidden names skipped), and the files skipped.
 
     Args:
         paths: files or folders; a folder's documents get ids relative to it, a file passed directly its name.
         max_file_bytes: files read whole are skipped above this size.
+        exclude: folders never read, such as the index folder when it lies inside the corpus.
 
     Returns:
         A stream of `Document`s and `SkippedFile`s in a deterministic order.
@@ -76,21 +84,20 @@ def iter_documents(
         BertsearchError: before anything is read, if a path does not exist.
     """
     roots = [Path(path) for path in paths]
-    missing = [str(root) for root in roots if not root.exists()]
-    if missing:
-        raise BertsearchError(f"no such file or folder: {', '.join(missing)}")
+    check_paths_exist(roots)
+    excluded = {Path(path).resolve() for path in exclude}
     for root in roots:
         if not root.is_dir():
             yield from _read_file(root, root.name, max_file_bytes)
             continue
-        for file in _walk(root):
+        for file in _walk(root, excluded):
             if isinstance(file, SkippedFile):
                 yield file
             else:
                 yield from _read_file(file, file.relative_to(root).as_posix(), max_file_bytes)
 
 
-def _walk(folder: Path) -> Iterator[Path | SkippedFile]:
+def _walk(folder: Path, excluded: set[Path]) -> Iterator[Path | SkippedFile]:
     """Files under `folder` in name order, depth first, leaving out hidden entries such as a `.bertsearch` index.
 
     Links to folders are not followed, so a link cycle cannot make the walk endless.
@@ -104,7 +111,8 @@ def _walk(folder: Path) -> Iterator[Path | SkippedFile]:
         if entry.name.startswith("."):
             continue
         if entry.is_dir(follow_symlinks=False):
-            yield from _walk(folder / entry.name)
+            if (folder / entry.name).resolve() not in excluded:
+                yield from _walk(folder / entry.name, excluded)
         elif entry.is_file():
             yield folder / entry.name
 
