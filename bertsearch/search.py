@@ -10,7 +10,7 @@ from typing import Callable, Sequence
 from bertsearch.errors import InvalidQueryError
 from bertsearch.fusion import reciprocal_rank_fusion
 from bertsearch.models import Encoder, load_index_encoder
-from bertsearch.stores import SearchFilter, Store, open_store
+from bertsearch.stores import SearchFilter, Store, StoreLocation, open_store
 from bertsearch.types import Hit, PassageHit
 
 MODES = ("dense", "bm25", "hybrid")
@@ -152,8 +152,8 @@ def _ms_since(start: float) -> float:
     return (time.perf_counter() - start) * 1000.0
 
 
-def open_searcher(index_dir: Path, model_path: str | Path | None = None) -> Searcher:
-    """A searcher over the index in `index_dir`; the model is loaded (and checked) on the first dense query."""
-    store = open_store(index_dir)
+def open_searcher(location: StoreLocation | Path, model_path: str | Path | None = None) -> Searcher:
+    """A searcher over the index at `location`; the model is loaded (and checked) on the first dense query."""
+    store = open_store(location)
     settings = store.settings
     return Searcher(store, lambda: load_index_encoder(settings.model_path, settings.model_fingerprint, model_path))

@@ -63,6 +63,10 @@ class IndexSettings:
             )
 
 
+def settings_exist(index_dir: Path) -> bool:
+    return (index_dir / MANIFEST_NAME).is_file()
+
+
 def read_settings(index_dir: Path) -> IndexSettings:
     """The settings recorded in `index_dir`, or IndexNotFoundError."""
     manifest = index_dir / MANIFEST_NAME

@@ -13,6 +13,7 @@ from rich.text import Text
 from bertsearch.errors import BertsearchError
 from bertsearch.indexer.pipeline import WRITE_BATCH_PASSAGES
 from bertsearch.settings import ChunkingSettings, default_index_dir
+from bertsearch.stores import BACKENDS, StoreLocation, resolve_location
 from bertsearch.search import MODES
 from bertsearch.text import highlight_spans, query_terms, snippet
 
@@ -23,6 +24,45 @@ index_dir_option = click.option(
     help="Index folder [default: $BERTSEARCH_INDEX_DIR or ./.bertsearch].",
 )
 json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
+
+
+def backend_options(command):  # noqa: ANN001, ANN201 - a click decorator
+    """Where the index lives. Secrets are best given by environment variable, never shown in output."""
+    options = [
+        click.option("--backend", type=click.Choice(BACKENDS), default=None,
+                     help="Store [default: as recorded in --index-dir, else embedded]."),
+        click.option("--es-url", envvar="BERTSEARCH_ES_URL", help="Elasticsearch URL [env BERTSEARCH_ES_URL]."),
+        click.option("--es-index", envvar="BERTSEARCH_ES_INDEX", help="Elasticsearch index (alias) name [default: bertsearch]."),
+        click.option("--es-username", envvar="BERTSEARCH_ES_USERNAME", help="[env BERTSEARCH_ES_USERNAME]"),
+        click.option("--es-password", envvar="BERTSEARCH_ES_PASSWORD", help="[env BERTSEARCH_ES_PASSWORD]"),
+        click.option("--es-api-key", envvar="BERTSEARCH_ES_API_KEY", help="[env BERTSEARCH_ES_API_KEY]"),
+        click.option("--es-ca-certs", envvar="BERTSEARCH_ES_CA_CERTS", type=click.Path(dir_okay=False),
+                     help="CA bundle for https [env BERTSEARCH_ES_CA_CERTS]."),
+        click.option("--es-no-verify", is_flag=True, help="Do not verify the cluster's TLS certificate."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def location_from(index_dir: Path | None, backend_args: dict) -> StoreLocation:
+    """The store the options point at; `index_dir` defaults to $BERTSEARCH_INDEX_DIR or ./.bertsearch."""
+    return resolve_location(
+        index_dir or default_index_dir(),
+        backend=backend_args["backend"],
+        es_url=backend_args["es_url"],
+        es_index=backend_args["es_index"],
+        es_username=backend_args["es_username"],
+        es_password=backend_args["es_password"],
+        es_api_key=backend_args["es_api_key"],
+        es_ca_certs=backend_args["es_ca_certs"],
+        es_verify_certs=not backend_args["es_no_verify"],
+    )
+
+
+def _backend_args(kwargs: dict) -> dict:
+    names = ("backend", "es_url", "es_index", "es_username", "es_password", "es_api_key", "es_ca_certs", "es_no_verify")
+    return {name: kwargs.pop(name) for name in names}
 
 
 def _print_json(data: object) -> None:
@@ -44,9 +84,10 @@ def cli() -> None:
 @click.option("--prune", is_flag=True, help="Remove indexed documents whose source file vanished.")
 @click.option("--batch-passages", type=click.IntRange(1, 1_000_000), default=WRITE_BATCH_PASSAGES, show_default=True,
               help="Passages encoded and committed together; a killed run loses at most one batch.")
+@backend_options
 @json_option
 def index(paths: tuple[Path, ...], index_dir: Path | None, model_path: Path | None, chunk_tokens: int | None,
-          chunk_overlap: int | None, prune: bool, batch_passages: int, as_json: bool) -> None:
+          chunk_overlap: int | None, prune: bool, batch_passages: int, as_json: bool, **backend: object) -> None:
     """Index files and folders (recursively): new and changed documents are encoded, the rest skipped."""
     from bertsearch.indexer.pipeline import Indexer, open_index_for_writing
     from bertsearch.indexer.progress import progress_for_terminal
@@ -60,16 +101,16 @@ def index(paths: tuple[Path, ...], index_dir: Path | None, model_path: Path | No
             overlap_tokens=chunk_overlap if chunk_overlap is not None else defaults.overlap_tokens,
         )
     check_paths_exist(paths)
-    folder = index_dir or default_index_dir()
-    store, encoder, chunking = open_index_for_writing(folder, model_path, chunking)
+    location = location_from(index_dir, _backend_args(backend))
+    store, encoder, chunking = open_index_for_writing(location, model_path, chunking)
     with store:
         indexer = Indexer(store, encoder, chunking, progress_for_terminal(), batch_passages=batch_passages,
-                          exclude=[folder])
+                          exclude=[location.index_dir])
         summary = indexer.index(list(paths), prune=prune)
     if as_json:
         _print_json(summary.to_dict())
         return
-    console = Console(stderr=False, highlight=False)
+    console = Console(highlight=False, soft_wrap=True)
     console.print(
         f"{summary.documents_seen} documents: {summary.documents_added} added, {summary.documents_updated} updated, "
         f"{summary.documents_unchanged} unchanged, {summary.documents_removed} removed, "
@@ -87,20 +128,22 @@ def index(paths: tuple[Path, ...], index_dir: Path | None, model_path: Path | No
 @click.option("-k", "k", default=10, show_default=True, type=int, help="Number of documents to return.")
 @click.option("--mode", default="hybrid", show_default=True, help=f"Retriever: {', '.join(MODES)}.")
 @click.option("--source-prefix", help="Only documents whose source path starts with this.")
+@backend_options
 @json_option
-def query(text: str, index_dir: Path | None, k: int, mode: str, source_prefix: str | None, as_json: bool) -> None:
+def query(text: str, index_dir: Path | None, k: int, mode: str, source_prefix: str | None, as_json: bool,
+          **backend: object) -> None:
     """Search the index: dense, BM25, or hybrid (reciprocal rank fusion of both)."""
     from bertsearch.search import open_searcher, validate_query
     from bertsearch.stores import SearchFilter
 
     validate_query(text, k, mode)  # before loading anything, so bad input fails fast
-    searcher = open_searcher(index_dir or default_index_dir())
+    searcher = open_searcher(location_from(index_dir, _backend_args(backend)))
     with searcher.store:
         result = searcher.search(text, k=k, mode=mode, filter=SearchFilter(source_prefix=source_prefix))
     if as_json:
         _print_json(result.to_dict())
         return
-    console = Console(highlight=False)
+    console = Console(highlight=False, soft_wrap=True)
     if not result.hits:
         console.print("no results")
         return
@@ -122,9 +165,10 @@ def query(text: str, index_dir: Path | None, k: int, mode: str, source_prefix: s
 @index_dir_option
 @click.option("--pipelines", default=",".join(MODES), show_default=True, help="Comma-separated pipelines to run.")
 @click.option("--ignore-identical-ids", is_flag=True, help="Drop hits whose id equals the query id (BEIR convention).")
+@backend_options
 @json_option
 def eval_command(dataset_dir: Path, split: str, index_dir: Path | None, pipelines: str, ignore_identical_ids: bool,
-                 as_json: bool) -> None:
+                 as_json: bool, **backend: object) -> None:
     """Evaluate relevance on a BEIR-format dataset: nDCG@10, RR@10, R@100 and latency per pipeline."""
     from bertsearch.evaluation import evaluate, load_beir
     from bertsearch.indexer.pipeline import Indexer, open_index_for_writing
@@ -136,18 +180,20 @@ def eval_command(dataset_dir: Path, split: str, index_dir: Path | None, pipeline
     if unknown or not chosen:
         raise BertsearchError(f"unknown pipeline {', '.join(unknown) or '(none)'}; choose from {', '.join(MODES)}")
     dataset = load_beir(dataset_dir, split)
-    folder = index_dir or default_index_dir() / "eval" / dataset.name
-    store, encoder, chunking = open_index_for_writing(folder)
+    backend_args = _backend_args(backend)
+    backend_args["es_index"] = backend_args["es_index"] or f"bertsearch-eval-{dataset.name.lower()}"
+    location = location_from(index_dir or default_index_dir() / "eval" / dataset.name, backend_args)
+    store, encoder, chunking = open_index_for_writing(location)
     with store:
         summary = Indexer(store, encoder, chunking, progress_for_terminal()).index([dataset.corpus_path], prune=True)
         if not as_json:
-            click.echo(f"index {folder}: {summary.passages_encoded} passages encoded, "
+            click.echo(f"index {location.describe()}: {summary.passages_encoded} passages encoded, "
                        f"{summary.documents_unchanged} documents unchanged", err=True)
         results = evaluate(Searcher(store, encoder), dataset, chosen, ignore_identical_ids)
     if as_json:
         _print_json(results)
         return
-    console = Console(highlight=False)
+    console = Console(highlight=False, soft_wrap=True)
     names = list(next(iter(results.values())).keys())
     console.print(f"{dataset.name} ({split}, {len(dataset.queries)} queries)")
     console.print("pipeline  " + "  ".join(f"{n:>14}" for n in names))

@@ -16,8 +16,8 @@ from typing import Sequence
 
 from bertsearch.errors import BertsearchError, IndexNotFoundError
 from bertsearch.models import Encoder, load_index_encoder
-from bertsearch.settings import ChunkingSettings, IndexSettings, read_settings
-from bertsearch.stores import create_store, open_store
+from bertsearch.settings import ChunkingSettings, IndexSettings
+from bertsearch.stores import StoreLocation, create_store, open_store
 from bertsearch.stores.base import EncodedDocument, Store
 from bertsearch.types import Document, Passage, SkippedFile
 from bertsearch.indexer.chunking import chunk_document
@@ -146,21 +146,24 @@ class Indexer:
 
 
 def open_index_for_writing(
-    index_dir: Path,
+    location: StoreLocation,
     model_path: str | Path | None = None,
     chunking: ChunkingSettings | None = None,
-    backend: str = "embedded",
-    backend_options: dict | None = None,
 ) -> tuple[Store, Encoder, ChunkingSettings]:
-    """The existing index in `index_dir` (refusing another model or chunking), or a new one."""
+    """The existing index at `location` (refusing another model or chunking), or a new one."""
     try:
-        settings = read_settings(index_dir)
+        store = open_store(location)
     except IndexNotFoundError:
-        settings = None
-    if settings is not None:
-        encoder = load_index_encoder(settings.model_path, settings.model_fingerprint, model_path)
-        settings.check_compatible(encoder.info.fingerprint, chunking)
-        return open_store(index_dir), encoder, settings.chunking
+        store = None
+    if store is not None:
+        settings = store.settings
+        try:
+            encoder = load_index_encoder(settings.model_path, settings.model_fingerprint, model_path)
+            settings.check_compatible(encoder.info.fingerprint, chunking)
+        except BertsearchError:
+            store.close()
+            raise
+        return store, encoder, settings.chunking
     encoder = Encoder(model_path)
     chunking = chunking or ChunkingSettings(max_tokens=min(ChunkingSettings().max_tokens, encoder.info.max_seq_length))
     if chunking.max_tokens > encoder.info.max_seq_length:
@@ -174,7 +177,5 @@ def open_index_for_writing(
         model_fingerprint=encoder.info.fingerprint,
         dimensions=encoder.info.dimensions,
         chunking=chunking,
-        backend=backend,
-        backend_options=backend_options or {},
     )
-    return create_store(index_dir, settings), encoder, chunking
+    return create_store(location, settings), encoder, chunking
