@@ -22,7 +22,7 @@ from bertsearch.stores.base import EncodedDocument, Store
 from bertsearch.types import Document, Passage, SkippedFile
 from bertsearch.indexer.chunking import chunk_document
 from bertsearch.indexer.progress import IndexProgress, NullProgress
-from bertsearch.indexer.readers import DEFAULT_MAX_FILE_BYTES, check_paths_exist, iter_documents
+from bertsearch.indexer.readers import DEFAULT_MAX_FILE_BYTES, estimate_document_count, iter_documents
 
 # Passages encoded and written per transaction: large enough to keep the encoder's batches full and
 # length-sorted, small enough that a killed run loses only seconds of work.
@@ -89,7 +89,7 @@ class Indexer:
         seen: dict[str, str] = {}
         pending: list[tuple[Document, str, list[Passage]]] = []
         pending_passages = 0
-        self.progress.start()
+        self.progress.start(lambda: estimate_document_count(roots, self.exclude))
         for item in iter_documents(roots, max_file_bytes=self.max_file_bytes, exclude=self.exclude):
             if isinstance(item, SkippedFile):
                 self._skip(summary, item.path, item.reason)

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Protocol
+from typing import Callable, Protocol
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 
 class IndexProgress(Protocol):
-    def start(self, total_documents: int | None = None) -> None: ...
+    def start(self, estimate_total: Callable[[], int] | None = None) -> None:
+        """Begin; `estimate_total` counts the documents ahead, called only by progress that shows an ETA."""
     def advance(self, documents: int = 0, passages: int = 0) -> None: ...
     def skipped(self, path: str, reason: str) -> None: ...
     def finish(self) -> None: ...
@@ -20,7 +21,7 @@ class IndexProgress(Protocol):
 class NullProgress:
     """Reports nothing: for libraries, tests and non-terminal output."""
 
-    def start(self, total_documents: int | None = None) -> None:
+    def start(self, estimate_total: Callable[[], int] | None = None) -> None:
         pass
 
     def advance(self, documents: int = 0, passages: int = 0) -> None:
@@ -53,10 +54,11 @@ class TerminalProgress:
         self._passages = 0
         self._started = 0.0
 
-    def start(self, total_documents: int | None = None) -> None:
+    def start(self, estimate_total: Callable[[], int] | None = None) -> None:
         self._started = time.perf_counter()
         self._progress.start()
-        self._task = self._progress.add_task("index", total=total_documents, passages=0, rate="-")
+        total = estimate_total() if estimate_total else None
+        self._task = self._progress.add_task("index", total=total, passages=0, rate="-")
 
     def advance(self, documents: int = 0, passages: int = 0) -> None:
         self._passages += passages

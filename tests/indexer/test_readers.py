@@ -345,3 +345,18 @@ def test_excluded_folders_are_not_read(tmp_path):
     write(tmp_path / "index" / "manifest.json", '{"model_path": "/m"}')
     documents, skipped = read(tmp_path, exclude=[tmp_path / "index"])
     assert [d.doc_id for d in documents] == ["doc.txt"] and skipped == []
+
+
+def test_estimate_document_count_counts_files_and_records(tmp_path):
+    from bertsearch.indexer.readers import estimate_document_count
+
+    write(tmp_path / "a.txt", "One.")
+    write(tmp_path / "b.md", "Two.")
+    write(tmp_path / "skip.exe", "nope")
+    write(tmp_path / "rows.csv", "id,text\n1,one\n2,two\n")
+    write(tmp_path / "records.jsonl", "".join(json.dumps({"_id": str(i), "text": "x"}) + "\n" for i in range(5)))
+    with gzip.open(tmp_path / "more.jsonl.gz", "wt") as handle:
+        handle.write("".join(json.dumps({"_id": f"g{i}", "text": "y"}) + "\n" for i in range(3)))
+    estimate = estimate_document_count([tmp_path])
+    assert estimate == 2 + 5 + 3 + 2
+    assert estimate == sum(1 for item in iter_documents([tmp_path]) if isinstance(item, Document))
