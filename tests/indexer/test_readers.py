@@ -1,6 +1,5 @@
 import gzip
 import json
-import os
 from itertools import islice
 from pathlib import Path
 
