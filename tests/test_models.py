@@ -1,0 +1,63 @@
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bertsearch.errors import IndexMismatchError, ModelNotFoundError
+from bertsearch.models import Encoder, default_model_path, load_index_encoder, model_fingerprint, resolve_model_path
+
+
+@pytest.fixture(scope="module")
+def encoder() -> Encoder:
+    return Encoder()
+
+
+def test_default_model_is_the_packaged_minilm(encoder: Encoder) -> None:
+    assert Path(encoder.info.path) == default_model_path().resolve()
+    assert encoder.info.dimensions == 384
+    assert encoder.info.max_seq_length == 256
+    assert len(encoder.info.fingerprint) == 16
+
+
+def test_vectors_are_normalised_and_meaningful(encoder: Encoder) -> None:
+    vectors = encoder.encode(["A cat sat on the mat.", "A kitten rested on the rug.", "Stock markets fell sharply."])
+    assert vectors.shape == (3, 384) and vectors.dtype == np.float32
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-3)
+    assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2] + 0.2
+    assert encoder.encode([]).shape == (0, 384)
+    assert np.allclose(encoder.encode_query("A cat sat on the mat."), vectors[0], atol=2e-2)
+
+
+def test_runtime_precision_stays_faithful_to_fp32(encoder: Encoder) -> None:
+    from bertsearch.device import Runtime
+
+    reference = Encoder(runtime=Runtime("cpu", "fp32"))
+    texts = [f"Passage {i}: proteins fold into structures that determine their function." * (i % 4 + 1) for i in range(12)]
+    cosine = (encoder.encode(texts) * reference.encode(texts)).sum(axis=1)
+    assert cosine.min() > 0.999
+
+
+def test_missing_or_invalid_model_folders_are_clear_errors(tmp_path: Path) -> None:
+    with pytest.raises(ModelNotFoundError, match="model folder not found"):
+        resolve_model_path(tmp_path / "nope")
+    with pytest.raises(ModelNotFoundError, match="not a sentence-transformers model folder"):
+        resolve_model_path(tmp_path)
+
+
+def test_fingerprint_changes_with_the_model(tmp_path: Path) -> None:
+    copy = tmp_path / "copy"
+    shutil.copytree(default_model_path(), copy)
+    assert model_fingerprint(copy) == model_fingerprint(default_model_path())
+    config = json.loads((copy / "config.json").read_text())
+    config["marker"] = 1
+    (copy / "config.json").write_text(json.dumps(config))
+    assert model_fingerprint(copy) != model_fingerprint(default_model_path())
+
+
+def test_index_encoder_falls_back_to_the_default_model_when_the_recorded_folder_is_gone(encoder: Encoder) -> None:
+    loaded = load_index_encoder("/moved/away/model", encoder.info.fingerprint)
+    assert loaded.info.fingerprint == encoder.info.fingerprint
+    with pytest.raises(IndexMismatchError, match="built with another model"):
+        load_index_encoder("/moved/away/model", "0" * 16)

@@ -1,0 +1,73 @@
+"""The query pipeline over a real embedded index built by the real indexer."""
+
+from pathlib import Path
+
+import pytest
+
+from bertsearch.errors import InvalidQueryError
+from bertsearch.search import Searcher, best_passage_per_document, open_searcher, validate_query
+from bertsearch.stores import SearchFilter, StoreLocation
+from bertsearch.types import PassageHit
+from bertsearch.indexer.pipeline import Indexer, open_index_for_writing
+
+DOCUMENTS = {
+    "space/mars.txt": "Mars is the fourth planet from the Sun. Its red colour comes from iron oxide dust.",
+    "space/moon.txt": "The Moon orbits the Earth every 27 days and causes the ocean tides.",
+    "food/bread.txt": "Bread dough rises because yeast ferments sugars and releases carbon dioxide gas.",
+    "food/coffee.txt": "Coffee contains caffeine, a stimulant that blocks adenosine receptors.",
+}
+
+
+@pytest.fixture(scope="module")
+def searcher(tmp_path_factory: pytest.TempPathFactory) -> Searcher:
+    root = tmp_path_factory.mktemp("search")
+    for name, text in DOCUMENTS.items():
+        (root / "corpus" / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / "corpus" / name).write_text(text)
+    store, encoder, chunking = open_index_for_writing(StoreLocation(index_dir=root / "idx"))
+    with store:
+        Indexer(store, encoder, chunking).index([root / "corpus"])
+    opened = open_searcher(root / "idx")
+    yield opened
+    opened.store.close()
+
+
+@pytest.mark.parametrize("mode", ["dense", "bm25", "hybrid"])
+def test_each_mode_finds_the_right_document(searcher: Searcher, mode: str) -> None:
+    result = searcher.search("why does dough rise with yeast", k=2, mode=mode)
+    assert result.hits[0].doc_id == "food/bread.txt"
+    assert result.hits[0].passage.startswith("Bread dough rises")
+    assert result.timings_ms["total"] > 0
+
+
+def test_dense_search_understands_paraphrase_without_shared_words(searcher: Searcher) -> None:
+    hits = searcher.search("the red world", k=1, mode="dense").hits
+    assert hits[0].doc_id == "space/mars.txt"
+
+
+def test_hybrid_hits_carry_both_scores_and_fuse_by_rank(searcher: Searcher) -> None:
+    hits = searcher.search("caffeine stimulant", k=4, mode="hybrid").hits
+    assert hits[0].doc_id == "food/coffee.txt"
+    assert {"rrf", "dense", "bm25"} <= set(hits[0].scores)
+    assert hits[0].score == hits[0].scores["rrf"]
+    assert len({h.doc_id for h in hits}) == len(hits)
+
+
+def test_filters_apply_to_every_mode(searcher: Searcher) -> None:
+    only_food = SearchFilter(source_prefix=str(Path(searcher.store.get_document("food/bread.txt").source).parent))
+    for mode in ("dense", "bm25", "hybrid"):
+        hits = searcher.search("planet orbit tides gas", k=4, mode=mode, filter=only_food).hits
+        assert hits and all(h.doc_id.startswith("food/") for h in hits), mode
+
+
+def test_best_passage_per_document_keeps_the_first() -> None:
+    hits = [PassageHit("a", 1, 0.9), PassageHit("b", 0, 0.8), PassageHit("a", 0, 0.7)]
+    assert [(h.doc_id, h.position) for h in best_passage_per_document(hits)] == [("a", 1), ("b", 0)]
+
+
+def test_invalid_queries_are_refused() -> None:
+    assert validate_query("  fine  ", 10, "dense") == "fine"
+    for args, message in (((" ", 10, "dense"), "empty"), (("q", 0, "dense"), "k must be"),
+                          (("q", 10, "fuzzy"), "unknown mode"), (("q" * 20_000, 10, "bm25"), "limit")):
+        with pytest.raises(InvalidQueryError, match=message):
+            validate_query(*args)
