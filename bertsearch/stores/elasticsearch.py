@@ -261,9 +261,9 @@ class ElasticsearchStore(Store):
         terms = query_terms(query)
         if not terms or k <= 0:
             return []
-        # most_fields sums the title's and the text's BM25, like the embedded store's FTS5 over both columns,
-        # so a passage matching in both outranks one matching in either alone.
-        match = {"multi_match": {"query": " ".join(terms), "fields": ["title", "text"], "type": "most_fields"}}
+        # combined_fields (BM25F) scores title and text as one field, adding up term counts and lengths, as
+        # the embedded store's FTS5 bm25() does over its two columns; summing two per-field BM25s would not.
+        match = {"combined_fields": {"query": " ".join(terms), "fields": ["title", "text"]}}
         search = {"bool": {"must": [match], "filter": [{"term": {"kind": "passage"}}, *_filter_clauses(filter)]}}
         response = self._call(
             self._client.search, index=self._target, query=search, size=min(k, MAX_RESULTS), source=PASSAGE_FIELDS
