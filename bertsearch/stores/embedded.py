@@ -8,6 +8,7 @@ beside the database with the database "generation" it reflects, and brought up t
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -65,6 +66,18 @@ CREATE TRIGGER IF NOT EXISTS passages_fts_delete AFTER DELETE ON passages BEGIN
 END;
 INSERT OR IGNORE INTO meta (key, value) VALUES ('generation', '0');
 """
+
+@contextlib.contextmanager
+def _faiss_threads(count: int) -> Iterator[None]:
+    """Run FAISS with `count` OpenMP threads: one for single queries, where spinning threads only fight the
+    encoder for cores (measured: 800 ms instead of 10 ms per query on 2 busy cores), all of them for builds."""
+    previous = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(count)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(previous)
+
 
 class EmbeddedStore(Store):
     """Documents and vectors in one folder, no server: SQLite + FTS5 for text and BM25, FAISS for kNN."""
@@ -177,7 +190,8 @@ class EmbeddedStore(Store):
                 params = self._search_params(index, faiss.IDSelectorBatch(allowed))
             elif isinstance(index, faiss.IndexIVF):
                 params = self._search_params(index, None)
-            scores, ids = index.search(query, min(k, index.ntotal), params=params)
+            with _faiss_threads(1):
+                scores, ids = index.search(query, min(k, index.ntotal), params=params)
             ranked = [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
             return self._passage_hits(ranked)
 
