@@ -19,6 +19,9 @@ from bertsearch.search import MODES, Searcher
 
 MEASURES = (nDCG @ 10, RR @ 10, R @ 100)
 RUN_DEPTH = 100
+# A pipeline is a search mode, optionally followed by reranking ("hybrid+rerank").
+RERANK_PIPELINES = ("hybrid+rerank", "dense+rerank")
+PIPELINES = (*MODES, *RERANK_PIPELINES)
 
 
 @dataclass(frozen=True)
@@ -123,14 +126,16 @@ def evaluate(
     """Metrics and latency p50/p95 (ms) for each pipeline; queries with no text are skipped, counting as misses."""
     queries = {qid: text for qid, text in dataset.queries.items() if text.strip()}
     results = {}
-    for mode in pipelines:
-        def search(text: str, mode: str = mode) -> list[str]:
-            return [hit.doc_id for hit in searcher.search(text, k=RUN_DEPTH, mode=mode).hits]
+    for pipeline in pipelines:
+        mode, _, rerank = pipeline.partition("+")
+
+        def search(text: str, mode: str = mode, rerank: bool = bool(rerank)) -> list[str]:
+            return [hit.doc_id for hit in searcher.search(text, k=RUN_DEPTH, mode=mode, rerank=rerank).hits]
 
         run, latencies = run_pipeline(search, queries, ignore_identical_ids)
         metrics = score_run(dataset.qrels, run)
         metrics["latency_p50_ms"] = round(float(np.percentile(latencies, 50)), 2) if latencies else 0.0
         metrics["latency_p95_ms"] = round(float(np.percentile(latencies, 95)), 2) if latencies else 0.0
-        results[mode] = metrics
+        results[pipeline] = metrics
     return results
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,11 +66,20 @@ class ModelInfo:
     max_seq_length: int
 
 
+# Tokens per forward pass: 32 x 256 measured fastest on a 2-core AVX-512 CPU (64 x 256 is slower: cache).
+TOKENS_PER_BATCH = 8192
+# Padded lengths are rounded up to a quarter of the model's maximum, so at most four batch shapes exist.
+LENGTH_BUCKETS = 4
+# torch.compile costs ~5-10 s per batch shape and gains ~15% on CPU bf16, so only calls this big use it.
+COMPILE_MIN_TEXTS = 512
+
+
 class Encoder:
     """A BERT bi-encoder: texts in, L2-normalised float32 vectors out.
 
-    Batches are sorted by length (so padding is small) and run in the precision `select_runtime`
-    picks: fp16 on CUDA, bf16 on CPUs with native bf16, fp32 otherwise.
+    Weights are stored in the precision `select_runtime` picks (fp16 on CUDA, bf16 on CPUs with native
+    bf16, fp32 otherwise). Texts are sorted by length and batched by a token budget, padded to one of
+    a few lengths; on CPU bf16, large calls run full batches through a compiled model (fixed shapes).
     """
 
     def __init__(self, path: str | Path | None = None, runtime: Runtime | None = None) -> None:
@@ -87,6 +97,7 @@ class Encoder:
         except Exception as exc:  # transformers raises many types for a broken folder
             raise ModelNotFoundError(f"cannot load model from {folder}: {exc}") from exc
         self.model.eval()
+        self.model.to(self.runtime.dtype)
         dims = getattr(self.model, "get_embedding_dimension", self.model.get_sentence_embedding_dimension)()
         if not dims:
             raise ModelNotFoundError(f"model at {folder} does not report an embedding dimension")
@@ -96,26 +107,61 @@ class Encoder:
             dimensions=int(dims),
             max_seq_length=int(self.model.max_seq_length or 512),
         )
+        self._transformer = self.model[0].auto_model
+        self._compiled = None
+        # Measured on CPU bf16 only; elsewhere the eager model is the one we know to be right.
+        self._may_compile = self.runtime.device == "cpu" and self.runtime.precision == "bf16"
 
     @property
     def tokenizer(self):  # noqa: ANN201 - a transformers tokenizer
         return self.model.tokenizer
 
     def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
-        """Encode `texts` in the runtime's precision; returns shape (len(texts), dims), float32."""
+        """Encode `texts` in the runtime's precision; returns shape (len(texts), dims), float32.
+
+        `batch_size` caps the texts per forward pass; the token budget may make batches smaller.
+        """
         if not texts:
             return np.zeros((0, self.info.dimensions), dtype=np.float32)
         import torch
 
-        with torch.inference_mode(), self.runtime.autocast():
-            vectors = self.model.encode(
-                texts,
-                batch_size=batch_size,
-                convert_to_numpy=True,
-                normalize_embeddings=True,
-                show_progress_bar=False,
-            )
-        return np.ascontiguousarray(vectors, dtype=np.float32)
+        max_length = self.info.max_seq_length
+        step = max(8, -(-max_length // LENGTH_BUCKETS))
+        token_ids = self.tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
+        order = sorted(range(len(texts)), key=lambda i: -len(token_ids[i]))
+        if self._may_compile and self._compiled is None and len(texts) >= COMPILE_MIN_TEXTS:
+            self._compiled = torch.compile(self._transformer, dynamic=False, options={"freezing": True})
+        vectors = np.empty((len(texts), self.info.dimensions), dtype=np.float32)
+        start = 0
+        with torch.inference_mode():
+            while start < len(order):
+                length = min(max_length, -(-len(token_ids[order[start]]) // step) * step)
+                rows = max(1, min(batch_size, TOKENS_PER_BATCH // length))
+                batch = order[start : start + rows]
+                start += len(batch)
+                features = self.tokenizer.pad(
+                    {"input_ids": [token_ids[i] for i in batch]},
+                    padding="max_length", max_length=length, return_tensors="pt",
+                )
+                features = {name: tensor.to(self.runtime.device) for name, tensor in features.items()}
+                # Only full batches have the fixed shapes the compiled model was built for.
+                full = len(batch) == rows and self._compiled is not None
+                features["token_embeddings"] = self._run_transformer(features, compiled=full)
+                for module in list(self.model)[1:]:  # pooling (and normalisation) as the model defines it
+                    features = module(features)
+                embeddings = torch.nn.functional.normalize(features["sentence_embedding"].float(), dim=-1)
+                vectors[batch] = embeddings.cpu().numpy()
+        return vectors
+
+    def _run_transformer(self, features: dict, compiled: bool):  # noqa: ANN202 - a torch.Tensor
+        inputs = {name: features[name] for name in ("input_ids", "attention_mask", "token_type_ids") if name in features}
+        if compiled:
+            try:
+                return self._compiled(**inputs).last_hidden_state
+            except Exception as exc:  # no C++ compiler, or an op inductor cannot lower: stay eager
+                logging.getLogger(__name__).warning("torch.compile failed, encoding eagerly: %s", exc)
+                self._may_compile, self._compiled = False, None
+        return self._transformer(**inputs).last_hidden_state
 
     def encode_query(self, text: str) -> np.ndarray:
         """One short text on one CPU thread: as fast as two for a query, and immune to the OpenMP spin-waiting

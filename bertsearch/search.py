@@ -1,4 +1,4 @@
-"""The query pipeline: retrieve (dense, BM25) → fuse → one hit per document."""
+"""The query pipeline: retrieve (dense, BM25) → fuse → one hit per document → rerank (if configured)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Callable, Sequence
 from bertsearch.errors import InvalidQueryError
 from bertsearch.fusion import reciprocal_rank_fusion
 from bertsearch.models import Encoder, load_index_encoder
+from bertsearch.rerank import DEFAULT_RERANK_DEPTH, Reranker, lazy_reranker, read_index_reranker
 from bertsearch.stores import SearchFilter, Store, StoreLocation, open_store
 from bertsearch.types import Hit, PassageHit
 
@@ -65,11 +66,30 @@ def validate_query(query: str, k: int, mode: str) -> str:
 
 
 class Searcher:
-    """Runs queries against a store; the encoder is loaded only when a dense retriever needs it."""
+    """Runs queries against a store; the encoder is loaded only when a dense retriever needs it, the reranker
+    only when a query reranks. With a reranker, queries rerank the top `rerank_depth` hits unless told not to."""
 
-    def __init__(self, store: Store, encoder: Encoder | Callable[[], Encoder]) -> None:
+    def __init__(
+        self,
+        store: Store,
+        encoder: Encoder | Callable[[], Encoder],
+        reranker: Reranker | Callable[[], Reranker] | None = None,
+        rerank_depth: int = DEFAULT_RERANK_DEPTH,
+    ) -> None:
         self.store = store
         self._encoder = encoder
+        self._reranker = reranker
+        self.rerank_depth = rerank_depth
+
+    @property
+    def reranker(self) -> Reranker | None:
+        if self._reranker is not None and not isinstance(self._reranker, Reranker):
+            self._reranker = self._reranker()
+        return self._reranker
+
+    @property
+    def has_reranker(self) -> bool:
+        return self._reranker is not None
 
     @property
     def encoder(self) -> Encoder:
@@ -77,9 +97,25 @@ class Searcher:
             self._encoder = self._encoder()
         return self._encoder
 
-    def search(self, query: str, k: int = 10, mode: str = "hybrid", filter: SearchFilter | None = None) -> SearchResult:
-        """The top `k` documents for `query`, each represented by its best passage."""
+    def search(
+        self,
+        query: str,
+        k: int = 10,
+        mode: str = "hybrid",
+        filter: SearchFilter | None = None,
+        rerank: bool | None = None,
+    ) -> SearchResult:
+        """The top `k` documents for `query`, each represented by its best passage.
+
+        `rerank` None reranks if the searcher has a reranker; True without one is an InvalidQueryError.
+        """
         text = validate_query(query, k, mode)
+        if rerank and not self.has_reranker:
+            raise InvalidQueryError("no reranker configured: run `bertsearch reranker use PATH` or pass --reranker")
+        reranking = self.has_reranker if rerank is None else rerank
+        final_k = k
+        if reranking:
+            k = max(k, self.rerank_depth)
         timings: dict[str, float] = {}
         depth = max(k, FUSION_DEPTH) if mode == "hybrid" else k
         dense = bm25 = None
@@ -102,6 +138,13 @@ class Searcher:
             single = dense if dense is not None else bm25
             assert single is not None
             hits = [_hit(p, p.score, {mode: p.score}) for p in single[:k]]
+        if reranking:
+            start = time.perf_counter()
+            reranker = self.reranker
+            assert reranker is not None
+            depth = self.rerank_depth
+            hits = (reranker.rerank(text, hits[:depth]) + hits[depth:])[:final_k]
+            timings["rerank"] = _ms_since(start)
         timings["total"] = sum(timings.values())
         return SearchResult(query=text, mode=mode, hits=hits, timings_ms=timings)
 
@@ -152,8 +195,32 @@ def _ms_since(start: float) -> float:
     return (time.perf_counter() - start) * 1000.0
 
 
-def open_searcher(location: StoreLocation | Path, model_path: str | Path | None = None) -> Searcher:
-    """A searcher over the index at `location`; the model is loaded (and checked) on the first dense query."""
+def open_searcher(
+    location: StoreLocation | Path,
+    model_path: str | Path | None = None,
+    reranker_path: str | Path | None = None,
+    force_reranker: bool = False,
+    rerank_depth: int | None = None,
+) -> Searcher:
+    """A searcher over the index at `location`; the model is loaded (and checked) on the first dense query.
+
+    The reranker is `reranker_path` if given, else the one recorded in the index folder (if any); its check
+    is read now (a reranker that loses to the first stage is refused unless `force_reranker`), its weights
+    on the first reranked query.
+    """
+    index_dir = location.index_dir if isinstance(location, StoreLocation) else Path(location)
     store = open_store(location)
     settings = store.settings
-    return Searcher(store, lambda: load_index_encoder(settings.model_path, settings.model_fingerprint, model_path))
+    reranker = None
+    depth = rerank_depth
+    if reranker_path is not None:
+        reranker = lazy_reranker(Path(reranker_path), force_reranker)
+    elif (recorded := read_index_reranker(index_dir)) is not None:
+        reranker = lazy_reranker(Path(recorded.path), recorded.force or force_reranker)
+        depth = depth or recorded.depth
+    return Searcher(
+        store,
+        lambda: load_index_encoder(settings.model_path, settings.model_fingerprint, model_path),
+        reranker,
+        depth or DEFAULT_RERANK_DEPTH,
+    )

@@ -128,18 +128,27 @@ def index(paths: tuple[Path, ...], index_dir: Path | None, model_path: Path | No
 @click.option("-k", "k", default=10, show_default=True, type=int, help="Number of documents to return.")
 @click.option("--mode", default="hybrid", show_default=True, help=f"Retriever: {', '.join(MODES)}.")
 @click.option("--source-prefix", help="Only documents whose source path starts with this.")
+@click.option("--rerank/--no-rerank", default=None,
+              help="Rerank the top hits with the cross-encoder [default: if the index has a reranker].")
+@click.option("--rerank-depth", type=click.IntRange(1, 1000), default=None,
+              help="How many first-stage hits to rerank [default: as recorded, else 20].")
+@click.option("--reranker", "reranker_path", type=click.Path(path_type=Path),
+              help="A reranker folder (bertsearch train-reranker) instead of the index's.")
+@click.option("--force", is_flag=True, help="Use a reranker even if its check says it does not help.")
 @backend_options
 @json_option
-def query(text: str, index_dir: Path | None, k: int, mode: str, source_prefix: str | None, as_json: bool,
-          **backend: object) -> None:
-    """Search the index: dense, BM25, or hybrid (reciprocal rank fusion of both)."""
+def query(text: str, index_dir: Path | None, k: int, mode: str, source_prefix: str | None, rerank: bool | None,
+          rerank_depth: int | None, reranker_path: Path | None, force: bool, as_json: bool, **backend: object) -> None:
+    """Search the index: dense, BM25, or hybrid (reciprocal rank fusion of both), then rerank if configured."""
     from bertsearch.search import open_searcher, validate_query
     from bertsearch.stores import SearchFilter
 
     validate_query(text, k, mode)  # before loading anything, so bad input fails fast
-    searcher = open_searcher(location_from(index_dir, _backend_args(backend)))
+    searcher = open_searcher(location_from(index_dir, _backend_args(backend)), reranker_path=reranker_path,
+                             force_reranker=force, rerank_depth=rerank_depth)
     with searcher.store:
-        result = searcher.search(text, k=k, mode=mode, filter=SearchFilter(source_prefix=source_prefix))
+        result = searcher.search(text, k=k, mode=mode, filter=SearchFilter(source_prefix=source_prefix),
+                                 rerank=rerank)
     if as_json:
         _print_json(result.to_dict())
         return
@@ -150,7 +159,8 @@ def query(text: str, index_dir: Path | None, k: int, mode: str, source_prefix: s
     terms = query_terms(text)
     for rank, hit in enumerate(result.hits, start=1):
         console.print(Text.assemble((f"{rank:>2}. ", "bold"), (hit.title or hit.doc_id, "bold cyan"),
-                                    (f"  [{hit.doc_id}]  score {hit.score:.4f}", "dim")))
+                                    (f"  [{hit.doc_id}]  score {hit.score:.4f}", "dim"),
+                                    (f"  rerank {hit.scores['rerank']:.3f}" if "rerank" in hit.scores else "", "dim")))
         excerpt = Text("    " + snippet(hit.passage, terms))
         for start, end in highlight_spans(excerpt.plain, terms):
             excerpt.stylize("bold yellow", start, end)
@@ -165,20 +175,31 @@ def query(text: str, index_dir: Path | None, k: int, mode: str, source_prefix: s
 @index_dir_option
 @click.option("--pipelines", default=",".join(MODES), show_default=True, help="Comma-separated pipelines to run.")
 @click.option("--ignore-identical-ids", is_flag=True, help="Drop hits whose id equals the query id (BEIR convention).")
+@click.option("--reranker", "reranker_path", type=click.Path(path_type=Path),
+              help="A reranker folder; adds the hybrid+rerank and dense+rerank pipelines.")
+@click.option("--rerank-depth", type=click.IntRange(1, 1000), default=None, help="First-stage hits to rerank [default: 20].")
+@click.option("--force", is_flag=True, help="Use the reranker even if its check says it does not help.")
 @backend_options
 @json_option
 def eval_command(dataset_dir: Path, split: str, index_dir: Path | None, pipelines: str, ignore_identical_ids: bool,
-                 as_json: bool, **backend: object) -> None:
+                 reranker_path: Path | None, rerank_depth: int | None, force: bool, as_json: bool,
+                 **backend: object) -> None:
     """Evaluate relevance on a BEIR-format dataset: nDCG@10, RR@10, R@100 and latency per pipeline."""
-    from bertsearch.evaluation import evaluate, load_beir
+    from bertsearch.evaluation import PIPELINES, RERANK_PIPELINES, evaluate, load_beir
     from bertsearch.indexer.pipeline import Indexer, open_index_for_writing
     from bertsearch.indexer.progress import progress_for_terminal
+    from bertsearch.rerank import DEFAULT_RERANK_DEPTH, lazy_reranker
     from bertsearch.search import Searcher
 
     chosen = tuple(p.strip() for p in pipelines.split(",") if p.strip())
-    unknown = [p for p in chosen if p not in MODES]
+    if reranker_path is not None:
+        chosen += tuple(p for p in RERANK_PIPELINES if p not in chosen)
+    unknown = [p for p in chosen if p not in PIPELINES]
     if unknown or not chosen:
-        raise BertsearchError(f"unknown pipeline {', '.join(unknown) or '(none)'}; choose from {', '.join(MODES)}")
+        raise BertsearchError(f"unknown pipeline {', '.join(unknown) or '(none)'}; choose from {', '.join(PIPELINES)}")
+    if any(p in RERANK_PIPELINES for p in chosen) and reranker_path is None:
+        raise BertsearchError("the +rerank pipelines need --reranker DIR")
+    reranker = lazy_reranker(reranker_path, force) if reranker_path is not None else None
     dataset = load_beir(dataset_dir, split)
     backend_args = _backend_args(backend)
     backend_args["es_index"] = backend_args["es_index"] or f"bertsearch-eval-{dataset.name.lower()}"
@@ -189,16 +210,132 @@ def eval_command(dataset_dir: Path, split: str, index_dir: Path | None, pipeline
         if not as_json:
             click.echo(f"index {location.describe()}: {summary.passages_encoded} passages encoded, "
                        f"{summary.documents_unchanged} documents unchanged", err=True)
-        results = evaluate(Searcher(store, encoder), dataset, chosen, ignore_identical_ids)
+        searcher = Searcher(store, encoder, reranker, rerank_depth or DEFAULT_RERANK_DEPTH)
+        results = evaluate(searcher, dataset, chosen, ignore_identical_ids)
     if as_json:
         _print_json(results)
         return
     console = Console(highlight=False, soft_wrap=True)
     names = list(next(iter(results.values())).keys())
     console.print(f"{dataset.name} ({split}, {len(dataset.queries)} queries)")
-    console.print("pipeline  " + "  ".join(f"{n:>14}" for n in names))
+    console.print(f"{'pipeline':<14}  " + "  ".join(f"{n:>14}" for n in names))
     for pipeline, metrics in results.items():
-        console.print(f"{pipeline:<8}  " + "  ".join(f"{metrics[n]:>14.4f}" for n in names))
+        console.print(f"{pipeline:<14}  " + "  ".join(f"{metrics[n]:>14.4f}" for n in names))
+
+
+@cli.command(name="train-reranker")
+@click.option("--pairs", "pairs_path", type=click.Path(path_type=Path),
+              help="JSONL/TSV of (query, passage, label 0/1) or (query, positive, negative).")
+@index_dir_option
+@click.option("--queries", "queries_path", type=click.Path(path_type=Path), help="BEIR queries (JSONL) or TSV id, text.")
+@click.option("--qrels", "qrels_path", type=click.Path(path_type=Path), help="BEIR qrels TSV: positives for --queries.")
+@click.option("--self-supervised", is_flag=True,
+              help="Pseudo-queries from the indexed documents (a title or sentence for the rest of its document).")
+@click.option("--output", type=click.Path(file_okay=False, path_type=Path), required=True, help="Model folder to write.")
+@click.option("--base", type=click.Path(path_type=Path), help="BERT weights to start from [default: the default model].")
+@click.option("--epochs", type=click.FloatRange(0.01, 100), default=1.0, show_default=True)
+@click.option("--max-steps", type=click.IntRange(1), help="Stop after this many steps.")
+@click.option("--groups-per-step", type=click.IntRange(1, 256), default=2, show_default=True,
+              help="Queries per step, each with one positive and --negatives negatives.")
+@click.option("--negatives", type=click.IntRange(1, 64), default=7, show_default=True)
+@click.option("--lr", "learning_rate", type=click.FloatRange(1e-7, 1.0), default=3e-5, show_default=True)
+@click.option("--max-length", type=click.IntRange(16, 512), default=256, show_default=True,
+              help="Word pieces of query + passage.")
+@click.option("--validation-queries", type=click.IntRange(1), default=100, show_default=True,
+              help="Held-out queries to validate on (at most a fifth of the data).")
+@click.option("--max-documents", type=click.IntRange(1), default=2000, show_default=True,
+              help="With --self-supervised: documents to make pseudo-queries from.")
+@click.option("--eval-every", type=click.IntRange(1), help="Validate every N steps [default: 4 times per run].")
+@json_option
+def train_reranker(pairs_path: Path | None, index_dir: Path | None, queries_path: Path | None,
+                   qrels_path: Path | None, self_supervised: bool, output: Path, base: Path | None, epochs: float,
+                   max_steps: int | None, groups_per_step: int, negatives: int, learning_rate: float,
+                   max_length: int, validation_queries: int, max_documents: int, eval_every: int | None,
+                   as_json: bool) -> None:
+    """Train a cross-encoder reranker from labelled pairs, from judgments against an index, or self-supervised.
+
+    With an index, training ends with a check on held-out queries: first stage alone against the reranker
+    and a blend of both; the model folder records it, and a reranker that does not help is refused at use.
+    """
+    from bertsearch.search import open_searcher
+    from bertsearch.training import (
+        TrainingConfig,
+        judged_validation,
+        judgments_data,
+        pairs_data,
+        read_judgments,
+        self_supervised_data,
+    )
+    from bertsearch.training import train_reranker as train
+
+    sources = [pairs_path is not None, queries_path is not None and not self_supervised, self_supervised]
+    if sum(sources) != 1:
+        raise click.UsageError("give exactly one of --pairs FILE, --queries FILE --qrels FILE, or --self-supervised")
+    if (queries_path is None) != (qrels_path is None):
+        raise click.UsageError("--queries and --qrels go together")
+    config = TrainingConfig(epochs=epochs, max_steps=max_steps, groups_per_step=groups_per_step, negatives=negatives,
+                            learning_rate=learning_rate, max_length=max_length, eval_every=eval_every,
+                            validation_queries=validation_queries)
+    if pairs_path is not None:
+        data = pairs_data(pairs_path, config)
+    else:
+        searcher = open_searcher(index_dir or default_index_dir())
+        with searcher.store:
+            if not self_supervised:
+                data = judgments_data(searcher, queries_path, qrels_path, config)
+            else:
+                # Judgments given with --self-supervised are used only to validate on.
+                validation = None
+                if queries_path is not None:
+                    validation = judged_validation(searcher, *read_judgments(queries_path, qrels_path))
+                    validation = validation[:validation_queries]
+                data = self_supervised_data(searcher, config, max_documents, validation)
+    click.echo(f"training on {len(data.groups)} queries from {data.source}", err=True)
+
+    def report(progress) -> None:  # noqa: ANN001 - a TrainingProgress
+        if progress.step == 1 or progress.step % 10 == 0 or progress.validation is not None or \
+                progress.step == progress.total_steps:
+            line = (f"step {progress.step}/{progress.total_steps}  loss {progress.loss:.4f}  "
+                    f"{progress.elapsed_s / progress.step:.2f} s/step  ETA {progress.eta_s / 60:.1f} min")
+            if progress.validation is not None:
+                line += f"  validation {progress.validation:.4f}"
+            click.echo(line, err=True)
+
+    metadata = train(data, output, base, config, report)
+    if as_json:
+        _print_json(metadata.to_json())
+        return
+    best = metadata.validation["best_score"]
+    click.echo(f"saved {output} (step {metadata.steps}" + (f", validation {best:.4f})" if best is not None else ")"))
+    check = metadata.check
+    if check is None:
+        click.echo("not checked against first-stage retrieval (no index): using it needs --force")
+    else:
+        verdict = "helps" if check.helps else "does NOT help: it will be refused without --force"
+        click.echo(f"check on {check.queries} validation queries, top {check.depth}: first stage nDCG@10 "
+                   f"{check.first_stage:.4f}, reranker alone {check.rerank_only:.4f}, blend "
+                   f"(weight {check.blend_weight:.2f}) {check.blend:.4f}: {verdict}")
+
+
+@cli.group()
+def reranker() -> None:
+    """The reranker an index uses."""
+
+
+@reranker.command(name="use")
+@click.argument("path", type=click.Path(path_type=Path))
+@index_dir_option
+@click.option("--depth", type=click.IntRange(1, 1000), default=20, show_default=True, help="First-stage hits to rerank.")
+@click.option("--force", is_flag=True, help="Use it even if its check says it does not help.")
+def reranker_use(path: Path, index_dir: Path | None, depth: int, force: bool) -> None:
+    """Rerank this index's queries with the reranker at PATH."""
+    from bertsearch.rerank import use_reranker
+
+    folder = index_dir or default_index_dir()
+    metadata = use_reranker(folder, path, force, depth)
+    check = metadata.check
+    detail = f"; validation nDCG@10 {check.first_stage:.4f} → {check.blend:.4f}" if check else ""
+    click.echo(f"{folder} now reranks the top {depth} hits with {path}{detail}")
 
 
 def main() -> None:

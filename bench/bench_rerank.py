@@ -1,0 +1,107 @@
+"""Reranking on SciFact: nDCG@10 of the first stage vs. with a reranker at several depths, and latency.
+
+Usage:
+    bertsearch train-reranker --index-dir /tmp/scifact-idx --queries ../shared/datasets/scifact/queries.jsonl.gz \\
+        --qrels ../shared/datasets/scifact/qrels/train.tsv --output /tmp/reranker-scifact --max-length 192
+    python bench/bench_rerank.py --index-dir /tmp/scifact-idx --reranker /tmp/reranker-scifact \\
+        --dataset ../shared/datasets/scifact --split test
+
+The cross-encoder scores each query's top max(depths) hybrid hits once; shallower depths reuse those scores
+(reranking the top N only reads the first N). Prints one JSON object (and writes bench/results/rerank.json):
+per depth nDCG@10 with the reranker's own blend weight and alone, p50/p95 rerank latency per query, and the
+training time per 1,000 pairs recorded in the model folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bertsearch.evaluation import load_beir, score_run
+from bertsearch.rerank import Reranker, blend, passage_text
+from bertsearch.search import open_searcher
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def ranked_run(candidates: dict[str, list[str]], scores: dict[str, np.ndarray], depth: int,
+               weight: float | None) -> dict[str, dict[str, float]]:
+    """The run with each query's top `depth` reordered (weight None: first stage only)."""
+    run = {}
+    for query_id, doc_ids in candidates.items():
+        head = list(range(min(depth, len(doc_ids))))
+        if weight is not None:
+            final = blend(scores[query_id][: len(head)], weight)
+            head.sort(key=lambda i: (-final[i], i))
+        order = head + list(range(len(head), len(doc_ids)))
+        run[query_id] = {doc_ids[i]: float(len(order) - rank) for rank, i in enumerate(order)}
+    return run
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--index-dir", type=Path, required=True)
+    parser.add_argument("--reranker", type=Path, required=True)
+    parser.add_argument("--dataset", type=Path, required=True)
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--depths", default="10,20,50")
+    parser.add_argument("--limit", type=int, default=0, help="Only the first N queries (0: all).")
+    parser.add_argument("--latency-queries", type=int, default=50,
+                        help="Time the shallower depths on this many queries (the deepest is timed on all).")
+    parser.add_argument("--force", action="store_true", help="Measure a reranker its check refuses.")
+    args = parser.parse_args()
+
+    depths = sorted(int(d) for d in args.depths.split(","))
+    dataset = load_beir(args.dataset, args.split)
+    queries = dict(list(dataset.queries.items())[: args.limit or None])
+    qrels = {q: dataset.qrels[q] for q in queries}
+    searcher = open_searcher(args.index_dir)
+    reranker = Reranker(args.reranker, force=args.force)
+    candidates, scores, latency = {}, {}, {depth: [] for depth in depths}
+    reranker.cross_encoder.score("warm up", ["warm up"])
+    with searcher.store:
+        for number, (query_id, text) in enumerate(queries.items()):
+            hits = searcher.search(text, k=100, mode="hybrid", rerank=False).hits
+            candidates[query_id] = [h.doc_id for h in hits]
+            texts = [passage_text(h.title, h.passage) for h in hits[: depths[-1]]]
+            for depth in depths[:-1] if number < args.latency_queries else ():
+                started = time.perf_counter()
+                reranker.cross_encoder.score(text, texts[:depth])
+                latency[depth].append((time.perf_counter() - started) * 1000)
+            started = time.perf_counter()
+            scores[query_id] = reranker.cross_encoder.score(text, texts)
+            latency[depths[-1]].append((time.perf_counter() - started) * 1000)
+
+    metadata = reranker.metadata
+    training = metadata.training
+    pairs = training.get("total_steps", 0) * training.get("groups_per_step", 0) * (1 + training.get("negatives", 0))
+    first_stage = score_run(qrels, ranked_run(candidates, scores, depths[-1], None))
+    report = {
+        "queries": len(queries),
+        "split": args.split,
+        "reranker": str(args.reranker),
+        "blend_weight": reranker.weight,
+        "check": metadata.check.__dict__ if metadata.check else None,
+        "hybrid": first_stage,
+        "rerank": {
+            str(depth): {
+                "blend": score_run(qrels, ranked_run(candidates, scores, depth, reranker.weight)),
+                "rerank_only": score_run(qrels, ranked_run(candidates, scores, depth, 1.0)),
+                "latency_p50_ms": round(float(np.percentile(latency[depth], 50)), 1),
+                "latency_p95_ms": round(float(np.percentile(latency[depth], 95)), 1),
+            }
+            for depth in depths
+        },
+        "training_seconds_per_1000_pairs": round(training["seconds"] / pairs * 1000, 1) if pairs else None,
+    }
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "rerank.json").write_text(json.dumps(report, indent=2))
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
