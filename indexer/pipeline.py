@@ -12,7 +12,7 @@ import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 from bertsearch.errors import BertsearchError, IndexNotFoundError
 from bertsearch.models import Encoder, load_index_encoder
@@ -59,6 +59,16 @@ def is_under(source: str, roots: Sequence[Path]) -> bool:
     return any(path == root or root in path.parents for root in roots)
 
 
+@dataclass(frozen=True)
+class _PendingDocument:
+    """A new or changed document waiting for its batch to be encoded and written."""
+
+    document: Document
+    digest: str
+    passages: list[Passage]
+    replaces: bool
+
+
 class Indexer:
     """Brings a store up to date with a set of files: encodes new and changed documents only."""
 
@@ -87,31 +97,20 @@ class Indexer:
         roots = [Path(p).resolve() for p in paths]
         stored = self.store.stored_documents()
         seen: dict[str, str] = {}
-        pending: list[tuple[Document, str, list[Passage]]] = []
-        pending_passages = 0
+
+        def readable_documents() -> Iterator[Document]:
+            for item in iter_documents(roots, max_file_bytes=self.max_file_bytes, exclude=self.exclude):
+                if isinstance(item, SkippedFile):
+                    self._skip(summary, item.path, item.reason)
+                elif item.doc_id in seen:
+                    self._skip(summary, item.source, f"duplicate id {item.doc_id!r} (first seen in {seen[item.doc_id]})")
+                else:
+                    seen[item.doc_id] = item.source
+                    yield item
+
         self.progress.start(lambda: estimate_document_count(roots, self.exclude))
-        for item in iter_documents(roots, max_file_bytes=self.max_file_bytes, exclude=self.exclude):
-            if isinstance(item, SkippedFile):
-                self._skip(summary, item.path, item.reason)
-                continue
-            if item.doc_id in seen:
-                self._skip(summary, item.source, f"duplicate id {item.doc_id!r} (first seen in {seen[item.doc_id]})")
-                continue
-            seen[item.doc_id] = item.source
-            summary.documents_seen += 1
-            digest = content_hash(item)
-            previous = stored.get(item.doc_id)
-            if previous is not None and previous.content_hash == digest:
-                summary.documents_unchanged += 1
-                self.progress.advance(documents=1)
-                continue
-            passages = chunk_document(item, self.encoder.tokenizer, self.chunking.max_tokens, self.chunking.overlap_tokens)
-            pending.append((item, digest, passages))
-            pending_passages += len(passages)
-            if pending_passages >= self.batch_passages:
-                self._write(pending, stored, summary)
-                pending, pending_passages = [], 0
-        self._write(pending, stored, summary)
+        previous = {doc_id: doc.content_hash for doc_id, doc in stored.items()}
+        self._index_new_and_changed(readable_documents(), previous.get, summary)
         if prune:
             vanished = [doc_id for doc_id, doc in stored.items() if doc_id not in seen and is_under(doc.source, roots)]
             self.store.delete(vanished)
@@ -120,18 +119,64 @@ class Indexer:
         summary.seconds = round(time.perf_counter() - started, 3)
         return summary
 
-    def _write(self, pending: list[tuple[Document, str, list[Passage]]], stored: dict, summary: IndexSummary) -> None:
+    def index_documents(self, documents: Sequence[Document]) -> IndexSummary:
+        """Add or replace `documents` (e.g. sent through the HTTP API) exactly as indexing files would: unchanged
+        ones are skipped by content hash, the rest chunked, encoded and written in crash-safe batches.
+
+        Only these documents' stored versions are read, so the cost does not grow with the index. A document id
+        given twice is skipped the second time, as a duplicate file record is.
+        """
+        started = time.perf_counter()
+        summary = IndexSummary()
+        unique: dict[str, Document] = {}
+        for document in documents:
+            if document.doc_id in unique:
+                self._skip(summary, document.source, f"duplicate id {document.doc_id!r}")
+            else:
+                unique[document.doc_id] = document
+        previous: dict[str, str] = {}
+        for doc_id in unique:
+            stored = self.store.get_document(doc_id)
+            if stored is not None:
+                previous[doc_id] = content_hash(stored)
+        self._index_new_and_changed(unique.values(), previous.get, summary)
+        summary.seconds = round(time.perf_counter() - started, 3)
+        return summary
+
+    def _index_new_and_changed(
+        self, documents: Iterable[Document], stored_hash: Callable[[str], str | None], summary: IndexSummary
+    ) -> None:
+        """Chunk, encode and write every document whose content hash differs from `stored_hash(doc_id)`."""
+        pending: list[_PendingDocument] = []
+        pending_passages = 0
+        for item in documents:
+            summary.documents_seen += 1
+            digest = content_hash(item)
+            previous = stored_hash(item.doc_id)
+            if previous == digest:
+                summary.documents_unchanged += 1
+                self.progress.advance(documents=1)
+                continue
+            passages = chunk_document(item, self.encoder.tokenizer, self.chunking.max_tokens, self.chunking.overlap_tokens)
+            pending.append(_PendingDocument(item, digest, passages, replaces=previous is not None))
+            pending_passages += len(passages)
+            if pending_passages >= self.batch_passages:
+                self._write(pending, summary)
+                pending, pending_passages = [], 0
+        self._write(pending, summary)
+
+    def _write(self, pending: list[_PendingDocument], summary: IndexSummary) -> None:
         if not pending:
             return
-        texts = [passage.encoder_input() for _, _, passages in pending for passage in passages]
+        texts = [passage.encoder_input() for item in pending for passage in item.passages]
         vectors = self.encoder.encode(texts)
         batch, offset = [], 0
-        for document, digest, passages in pending:
-            batch.append(EncodedDocument(document, digest, passages, vectors[offset : offset + len(passages)]))
-            offset += len(passages)
+        for item in pending:
+            batch.append(EncodedDocument(item.document, item.digest, item.passages, vectors[offset : offset + len(item.passages)]))
+            offset += len(item.passages)
         self.store.write(batch)
-        for document, _, _ in pending:
-            if document.doc_id in stored:
+        for item in pending:
+            if item.replaces:
                 summary.documents_updated += 1
             else:
                 summary.documents_added += 1

@@ -50,3 +50,22 @@ def test_settings_are_validated_for_new_indexes_and_enforced_for_old(tmp_path: P
     assert chunking == ChunkingSettings(128, 16)
     with pytest.raises(IndexMismatchError, match="chunking"):
         open_index_for_writing(location, chunking=ChunkingSettings(max_tokens=256, overlap_tokens=16))
+
+
+def test_index_documents_adds_replaces_and_skips_unchanged_like_files(tmp_path: Path) -> None:
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text(json.dumps({"_id": "file", "title": "Tides", "text": "The moon pulls the oceans."}) + "\n")
+    store, encoder, chunking = open_index_for_writing(StoreLocation(index_dir=tmp_path / "idx"))
+    with store:
+        indexer = Indexer(store, encoder, chunking)
+        indexer.index([corpus])
+        first = indexer.index_documents([Document("api", "Plants make oxygen by photosynthesis.", "Leaves"),
+                                         Document("file", "The moon pulls the oceans.", "Tides")])
+        assert (first.documents_added, first.documents_unchanged, first.passages_encoded) == (1, 1, 1)
+        second = indexer.index_documents([Document("api", "Algae make oxygen too.", "Leaves"),
+                                          Document("api", "ignored duplicate", "Leaves")])
+        assert (second.documents_updated, second.documents_skipped) == (1, 1)
+        assert store.get_document("api").text == "Algae make oxygen too."
+        assert store.stats().passages == 2
+        # The files path sees the API's document as stored: re-indexing the file changes nothing.
+        assert indexer.index([corpus]).documents_unchanged == 1
