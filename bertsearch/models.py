@@ -116,17 +116,19 @@ class Encoder:
     def tokenizer(self):  # noqa: ANN201 - a transformers tokenizer
         return self.model.tokenizer
 
-    def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+    def encode(self, texts: list[str], batch_size: int = 64, length_step: int | None = None) -> np.ndarray:
         """Encode `texts` in the runtime's precision; returns shape (len(texts), dims), float32.
 
         `batch_size` caps the texts per forward pass; the token budget may make batches smaller.
+        `length_step` pads each batch only to a multiple of it, eagerly: for micro-batches of short queries,
+        which the fixed length buckets would pad to 64 tokens (measured: 8 queries in 30 ms instead of 84).
         """
         if not texts:
             return np.zeros((0, self.info.dimensions), dtype=np.float32)
         import torch
 
         max_length = self.info.max_seq_length
-        step = max(8, -(-max_length // LENGTH_BUCKETS))
+        step = length_step or max(8, -(-max_length // LENGTH_BUCKETS))
         token_ids = self.tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
         order = sorted(range(len(texts)), key=lambda i: -len(token_ids[i]))
         if self._may_compile and self._compiled is None and len(texts) >= COMPILE_MIN_TEXTS:
@@ -145,7 +147,7 @@ class Encoder:
                 )
                 features = {name: tensor.to(self.runtime.device) for name, tensor in features.items()}
                 # Only full batches have the fixed shapes the compiled model was built for.
-                full = len(batch) == rows and self._compiled is not None
+                full = len(batch) == rows and self._compiled is not None and length_step is None
                 features["token_embeddings"] = self._run_transformer(features, compiled=full)
                 for module in list(self.model)[1:]:  # pooling (and normalisation) as the model defines it
                     features = module(features)

@@ -61,3 +61,11 @@ def test_index_encoder_falls_back_to_the_default_model_when_the_recorded_folder_
     assert loaded.info.fingerprint == encoder.info.fingerprint
     with pytest.raises(IndexMismatchError, match="built with another model"):
         load_index_encoder("/moved/away/model", "0" * 16)
+
+
+def test_tight_padding_for_query_batches_gives_the_same_vectors(encoder: Encoder) -> None:
+    queries = ["how do plants make oxygen", "vitamin D and multiple sclerosis", "tides"]
+    bucketed = encoder.encode(queries)
+    tight = encoder.encode(queries, batch_size=len(queries), length_step=8)
+    assert np.allclose(bucketed, tight, atol=2e-2)
+    assert (np.sum(bucketed * tight, axis=1) > 0.999).all()
