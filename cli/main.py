@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -13,61 +12,12 @@ from rich.text import Text
 from bertsearch.errors import BertsearchError
 from bertsearch.indexer.pipeline import WRITE_BATCH_PASSAGES
 from bertsearch.settings import ChunkingSettings, default_index_dir
-from bertsearch.stores import BACKENDS, StoreLocation, resolve_location
 from bertsearch.search import MODES
 from bertsearch.text import highlight_spans, query_terms, snippet
-
-index_dir_option = click.option(
-    "--index-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Index folder [default: $BERTSEARCH_INDEX_DIR or ./.bertsearch].",
-)
-json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
-
-
-def backend_options(command):  # noqa: ANN001, ANN201 - a click decorator
-    """Where the index lives. Secrets are best given by environment variable, never shown in output."""
-    options = [
-        click.option("--backend", type=click.Choice(BACKENDS), default=None,
-                     help="Store [default: as recorded in --index-dir, else embedded]."),
-        click.option("--es-url", envvar="BERTSEARCH_ES_URL", help="Elasticsearch URL [env BERTSEARCH_ES_URL]."),
-        click.option("--es-index", envvar="BERTSEARCH_ES_INDEX", help="Elasticsearch index (alias) name [default: bertsearch]."),
-        click.option("--es-username", envvar="BERTSEARCH_ES_USERNAME", help="[env BERTSEARCH_ES_USERNAME]"),
-        click.option("--es-password", envvar="BERTSEARCH_ES_PASSWORD", help="[env BERTSEARCH_ES_PASSWORD]"),
-        click.option("--es-api-key", envvar="BERTSEARCH_ES_API_KEY", help="[env BERTSEARCH_ES_API_KEY]"),
-        click.option("--es-ca-certs", envvar="BERTSEARCH_ES_CA_CERTS", type=click.Path(dir_okay=False),
-                     help="CA bundle for https [env BERTSEARCH_ES_CA_CERTS]."),
-        click.option("--es-no-verify", is_flag=True, help="Do not verify the cluster's TLS certificate."),
-    ]
-    for option in reversed(options):
-        command = option(command)
-    return command
-
-
-def location_from(index_dir: Path | None, backend_args: dict) -> StoreLocation:
-    """The store the options point at; `index_dir` defaults to $BERTSEARCH_INDEX_DIR or ./.bertsearch."""
-    return resolve_location(
-        index_dir or default_index_dir(),
-        backend=backend_args["backend"],
-        es_url=backend_args["es_url"],
-        es_index=backend_args["es_index"],
-        es_username=backend_args["es_username"],
-        es_password=backend_args["es_password"],
-        es_api_key=backend_args["es_api_key"],
-        es_ca_certs=backend_args["es_ca_certs"],
-        es_verify_certs=not backend_args["es_no_verify"],
-    )
-
-
-def _backend_args(kwargs: dict) -> dict:
-    names = ("backend", "es_url", "es_index", "es_username", "es_password", "es_api_key", "es_ca_certs", "es_no_verify")
-    return {name: kwargs.pop(name) for name in names}
-
-
-def _print_json(data: object) -> None:
-    click.echo(json.dumps(data, ensure_ascii=False, indent=2))
-
+from bertsearch.cli.observe import dashboards, log_cli_query, stats
+from bertsearch.cli.options import backend_options, index_dir_option, json_option, location_from
+from bertsearch.cli.options import pop_backend_args as _backend_args, print_json as _print_json
+from bertsearch.cli.serve import serve
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="bertsearch")
@@ -144,11 +94,13 @@ def query(text: str, index_dir: Path | None, k: int, mode: str, source_prefix: s
     from bertsearch.stores import SearchFilter
 
     validate_query(text, k, mode)  # before loading anything, so bad input fails fast
-    searcher = open_searcher(location_from(index_dir, _backend_args(backend)), reranker_path=reranker_path,
-                             force_reranker=force, rerank_depth=rerank_depth)
+    location = location_from(index_dir, _backend_args(backend))
+    searcher = open_searcher(location, reranker_path=reranker_path, force_reranker=force,
+                             rerank_depth=rerank_depth)
     with searcher.store:
         result = searcher.search(text, k=k, mode=mode, filter=SearchFilter(source_prefix=source_prefix),
                                  rerank=rerank)
+        log_cli_query(result, k, location, searcher.store)
     if as_json:
         _print_json(result.to_dict())
         return
@@ -336,6 +288,10 @@ def reranker_use(path: Path, index_dir: Path | None, depth: int, force: bool) ->
     check = metadata.check
     detail = f"; validation nDCG@10 {check.first_stage:.4f} → {check.blend:.4f}" if check else ""
     click.echo(f"{folder} now reranks the top {depth} hits with {path}{detail}")
+
+
+for command in (serve, stats, dashboards):
+    cli.add_command(command)
 
 
 def main() -> None:

@@ -1,0 +1,207 @@
+"""One inference worker for all model work, micro-batching concurrent queries.
+
+Two CPU cores cannot run several forward passes at once without each slowing the others down (threads
+spin-wait for cores), so one thread owns the models and the request threads hand it work:
+
+- query encodings, batched: whatever queries are waiting when the worker is free are encoded together in one
+  forward pass, padded only to the longest of them (8 queries cost ~30 ms instead of 8 x 15 ms);
+- reranking, one query at a time (each is already a batch of passages);
+- bulk encoding (document writes, the embeddings endpoint), cut into small chunks.
+
+Each round the worker runs one query batch, then one rerank, then one bulk chunk, so a large write delays
+queries by at most one chunk, and queries never starve writes. Request threads do everything else (store
+searches, fusion, JSON) in parallel with the next forward pass.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+import time
+from collections import deque
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Callable, Sequence, TypeVar
+
+import numpy as np
+
+from bertsearch.errors import BertsearchError
+from bertsearch.models import Encoder
+from bertsearch.rerank import Reranker
+from bertsearch.types import Hit
+
+T = TypeVar("T")
+
+# Queries per forward pass: more would lengthen every query's wait without making the pass cheaper per query.
+MAX_QUERY_BATCH = 16
+# Texts per bulk chunk: ~0.3 s of encoding for full 256-token passages on one core.
+BULK_CHUNK_TEXTS = 8
+# Pad query batches to a multiple of this many tokens only (see `Encoder.encode`).
+QUERY_LENGTH_STEP = 8
+
+
+class WorkerBusyError(BertsearchError):
+    """The worker has too much waiting work, or a request waited longer than its timeout."""
+
+
+class InferenceWorker:
+    """The thread that runs every forward pass; request threads submit work and wait for its result."""
+
+    def __init__(self, encoder: Encoder, max_pending: int = 256, max_batch: int = MAX_QUERY_BATCH) -> None:
+        self.encoder = encoder
+        self.max_pending = max_pending
+        self.max_batch = max_batch
+        self.query_batches = 0
+        self.queries_encoded = 0
+        self._condition = threading.Condition()
+        self._queries: deque[tuple[str, Future]] = deque()
+        self._reranks: deque[tuple[Callable[[], object], Future]] = deque()
+        self._bulk: deque[tuple[Callable[[], object], Future]] = deque()
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="inference", daemon=True)
+        self._thread.start()
+
+    def encode_query(self, text: str, timeout: float) -> np.ndarray:
+        """The query's vector, encoded in a batch with whatever other queries are waiting."""
+        future: Future = Future()
+        self._submit(self._queries, (text, future), interactive=True)
+        return self._wait(future, timeout)
+
+    def rerank(self, rerank: Callable[[], list[Hit]], timeout: float) -> list[Hit]:
+        """Run one query's reranking on the worker."""
+        future: Future = Future()
+        self._submit(self._reranks, (rerank, future), interactive=True)
+        return self._wait(future, timeout)
+
+    def encode_bulk(self, texts: Sequence[str], timeout: float) -> np.ndarray:
+        """Vectors of `texts`, encoded in chunks interleaved with the queries that arrive meanwhile, all within
+        `timeout` seconds (chunks not started by then are dropped)."""
+        if not texts:
+            return np.zeros((0, self.encoder.info.dimensions), dtype=np.float32)
+        futures: list[Future] = []
+        for start in range(0, len(texts), BULK_CHUNK_TEXTS):
+            chunk = list(texts[start : start + BULK_CHUNK_TEXTS])
+            future: Future = Future()
+            self._submit(self._bulk, (lambda chunk=chunk: self.encoder.encode(chunk), future), interactive=False)
+            futures.append(future)
+        deadline = time.monotonic() + timeout
+        try:
+            return np.concatenate([self._wait(future, max(0.0, deadline - time.monotonic())) for future in futures])
+        finally:
+            for future in futures:
+                future.cancel()
+
+    def stop(self) -> None:
+        """Finish the work in hand, cancel what waits, and end the thread."""
+        with self._condition:
+            self._stopping = True
+            self._condition.notify_all()
+        self._thread.join(timeout=60)
+
+    def _submit(self, lane: deque, job: tuple, interactive: bool) -> None:
+        with self._condition:
+            if self._stopping:
+                raise WorkerBusyError("the server is shutting down")
+            if interactive and len(self._queries) + len(self._reranks) >= self.max_pending:
+                raise WorkerBusyError(f"too many queries waiting ({self.max_pending}); retry shortly")
+            lane.append(job)
+            self._condition.notify()
+
+    @staticmethod
+    def _wait(future: Future, timeout: float):  # noqa: ANN205 - the job's result
+        try:
+            return future.result(timeout)
+        except FutureTimeout:
+            # A job still waiting is dropped; one already running finishes and its result is discarded.
+            future.cancel()
+            raise WorkerBusyError(f"the request waited more than {timeout:g} s for the model; retry shortly") from None
+
+    def _run(self) -> None:
+        import torch
+
+        # One thread: two would spin-wait against the request threads for the same two cores.
+        torch.set_num_threads(1)
+        while True:
+            with self._condition:
+                while not (self._queries or self._reranks or self._bulk or self._stopping):
+                    self._condition.wait()
+                if self._stopping:
+                    for lane in (self._queries, self._reranks, self._bulk):
+                        for _, future in lane:
+                            future.cancel()
+                        lane.clear()
+                    return
+                queries = [self._queries.popleft() for _ in range(min(self.max_batch, len(self._queries)))]
+                rerank = self._reranks.popleft() if self._reranks else None
+                bulk = self._bulk.popleft() if self._bulk else None
+            self._encode_queries(queries)
+            for job in (rerank, bulk):
+                if job is not None:
+                    _run_job(*job)
+
+    def _encode_queries(self, jobs: list[tuple[str, Future]]) -> None:
+        live = [(text, future) for text, future in jobs if future.set_running_or_notify_cancel()]
+        if not live:
+            return
+        try:
+            texts = [text for text, _ in live]
+            vectors = self.encoder.encode(texts, batch_size=len(texts), length_step=QUERY_LENGTH_STEP)
+        except BaseException as exc:  # handed to every waiting request, which reports it
+            for _, future in live:
+                future.set_exception(exc)
+            return
+        self.query_batches += 1
+        self.queries_encoded += len(live)
+        for (_, future), vector in zip(live, vectors):
+            future.set_result(vector)
+
+
+def _run_job(function: Callable[[], object], future: Future) -> None:
+    if not future.set_running_or_notify_cancel():
+        return
+    try:
+        future.set_result(function())
+    except BaseException as exc:  # handed to the waiting request, which reports it
+        future.set_exception(exc)
+
+
+class WorkerEncoder(Encoder):
+    """The encoder as the searcher and the indexer see it, with every forward pass run by the worker.
+
+    It shares the worker's loaded model, so it does not run `Encoder.__init__` (which would load another).
+    Its tokenizer, used by the indexer to chunk documents in a request thread, is a copy: a fast tokenizer
+    must not be used by two threads at once, and the worker's is busy encoding.
+    """
+
+    def __init__(self, worker: InferenceWorker, timeout: float) -> None:  # noqa: D107 - see the class docstring
+        self.worker = worker
+        self.timeout = timeout
+        self.runtime = worker.encoder.runtime
+        self.info = worker.encoder.info
+        self._tokenizer = copy.deepcopy(worker.encoder.tokenizer)
+
+    @property
+    def tokenizer(self):  # noqa: ANN201 - a transformers tokenizer
+        return self._tokenizer
+
+    def encode(self, texts: list[str], batch_size: int = 64, length_step: int | None = None) -> np.ndarray:
+        return self.worker.encode_bulk(texts, self.timeout)
+
+    def encode_query(self, text: str) -> np.ndarray:
+        return self.worker.encode_query(text, self.timeout)
+
+
+class WorkerReranker(Reranker):
+    """A loaded reranker whose scoring runs on the worker; shares the loaded one's weights (no second load)."""
+
+    def __init__(self, worker: InferenceWorker, reranker: Reranker, timeout: float) -> None:  # noqa: D107
+        self.worker = worker
+        self.timeout = timeout
+        self.loaded = reranker
+        self.metadata = reranker.metadata
+        self.folder = reranker.folder
+        self.weight = reranker.weight
+        self.cross_encoder = reranker.cross_encoder
+
+    def rerank(self, query: str, hits: Sequence[Hit]) -> list[Hit]:
+        return self.worker.rerank(lambda: self.loaded.rerank(query, hits), self.timeout)

@@ -1,0 +1,130 @@
+"""The application object behind the HTTP routes: models loaded once, the store, the worker, the query log."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+
+from bertsearch.indexer.pipeline import Indexer, IndexSummary
+from bertsearch.querylog import BackgroundQueryLog, open_query_log, query_event
+from bertsearch.querystats import QueryStats, compute_query_stats
+from bertsearch.search import SearchResult, Searcher, open_searcher
+from bertsearch.server.batching import InferenceWorker, WorkerEncoder, WorkerReranker
+from bertsearch.stores import SearchFilter, StoreLocation, StoreStats
+from bertsearch.types import Document
+
+# Index figures attached to query events are at most this old (seconds); writes refresh them at once.
+STATS_MAX_AGE = 30.0
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    """What `bertsearch serve` configures beyond host and port."""
+
+    location: StoreLocation
+    reranker_path: Path | None = None
+    rerank_depth: int | None = None
+    query_log: str = "on"
+    search_timeout: float = 10.0
+    write_timeout: float = 600.0
+    max_pending_queries: int = 256
+    api_key: str | None = field(default=None, repr=False)
+    protect_reads: bool = False
+
+
+class SearchService:
+    """Search, documents, embeddings and statistics over one index, safe to call from many threads.
+
+    Searches run concurrently (their model work batched by the worker); writes run one at a time, each
+    durable (committed by the store) before it returns. The embedded store serialises its own reads and
+    writes, so a reader sees a document with all its old passages or all its new ones.
+    """
+
+    def __init__(self, settings: ServiceSettings) -> None:
+        self.settings = settings
+        self.location = settings.location
+        loaded = open_searcher(settings.location, reranker_path=settings.reranker_path,
+                               rerank_depth=settings.rerank_depth)
+        self.store = loaded.store
+        try:
+            encoder = loaded.encoder  # loads and checks the model now, not on the first request
+            reranker = loaded.reranker
+            self.worker = InferenceWorker(encoder, max_pending=settings.max_pending_queries)
+        except BaseException:
+            self.store.close()
+            raise
+        self.model_path = encoder.info.path
+        self.dimensions = encoder.info.dimensions
+        self.reranker_path = str(reranker.folder) if reranker is not None else None
+        self.searcher = Searcher(
+            self.store,
+            WorkerEncoder(self.worker, settings.search_timeout),
+            WorkerReranker(self.worker, reranker, settings.search_timeout) if reranker is not None else None,
+            loaded.rerank_depth,
+        )
+        self.indexer = Indexer(self.store, WorkerEncoder(self.worker, settings.write_timeout),
+                               self.store.settings.chunking)
+        self._write_lock = threading.Lock()
+        self._stats: tuple[float, StoreStats] | None = None
+        self._stats_lock = threading.Lock()
+        self.query_log = (
+            BackgroundQueryLog(open_query_log(settings.location)) if settings.query_log != "off" else None
+        )
+        self.searcher.search("warm up the caches", k=1, mode="hybrid" if self.store.stats().passages else "bm25")
+
+    def search(self, query: str, k: int, mode: str, filter: SearchFilter, rerank: bool | None) -> SearchResult:
+        result = self.searcher.search(query, k=k, mode=mode, filter=filter, rerank=rerank)
+        if self.query_log is not None:
+            self.query_log.record(query_event(result, k, self.location, origin="server",
+                                              hashed=self.settings.query_log == "hashed",
+                                              index_stats=self.index_stats()))
+        return result
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        return self.worker.encode_bulk(texts, self.settings.search_timeout)
+
+    def get_document(self, doc_id: str) -> Document | None:
+        return self.store.get_document(doc_id)
+
+    def put_documents(self, documents: list[Document]) -> IndexSummary:
+        """Add or replace `documents`; they are committed (durable, searchable) when this returns."""
+        with self._write_lock:
+            summary = self.indexer.index_documents(documents)
+        self._stats = None
+        return summary
+
+    def delete_document(self, doc_id: str) -> bool:
+        """Delete one document; False if there was none. Committed when this returns."""
+        with self._write_lock:
+            if self.store.get_document(doc_id) is None:
+                return False
+            self.store.delete([doc_id])
+        self._stats = None
+        return True
+
+    def index_stats(self, fresh: bool = False) -> StoreStats:
+        with self._stats_lock:
+            cached = self._stats
+            if fresh or cached is None or time.monotonic() - cached[0] > STATS_MAX_AGE:
+                cached = (time.monotonic(), self.store.stats())
+                self._stats = cached
+            return cached[1]
+
+    def query_stats(self, since: datetime | None) -> QueryStats:
+        """The dashboard figures from this index's query log (events still queued are written first)."""
+        if self.query_log is None:
+            return compute_query_stats([], self.index_stats(fresh=True), since)
+        self.query_log.flush()
+        return compute_query_stats(self.query_log.log.read(since), self.index_stats(fresh=True), since)
+
+    def close(self) -> None:
+        """Stop the worker, write the queued query events, and close the store (which saves its vectors)."""
+        self.worker.stop()
+        if self.query_log is not None:
+            self.query_log.close()
+        self.store.close()
