@@ -258,12 +258,17 @@ class SqliteQueryLog(QueryLog):
 
 
 class ElasticsearchQueryLog(QueryLog):
-    """Events in an Elasticsearch data stream, set up from an index template on first write."""
+    """Events in an Elasticsearch data stream, set up from an index template on first write.
+
+    The stream is shared by every bertsearch index on the cluster (the dashboards can compare them); `read`
+    returns only the events of the index at `location`.
+    """
 
     def __init__(self, location: StoreLocation, stream: str = QUERY_LOG_STREAM) -> None:
         assert location.elasticsearch is not None
         self.connection = location.elasticsearch
         self.stream = stream
+        self.index = location.es_index
         self._client = location.elasticsearch.client()
         self._template_ready = False
 
@@ -285,15 +290,19 @@ class ElasticsearchQueryLog(QueryLog):
     def read(self, since: datetime | None = None, limit: int = MAX_EVENTS_READ) -> list[QueryEvent]:
         from elasticsearch import ApiError, NotFoundError, TransportError, helpers
 
-        query: dict[str, Any] = {"match_all": {}}
-        if since is not None:
-            query = {"range": {"@timestamp": {"gte": since.astimezone(timezone.utc).isoformat()}}}
+        def events_of_this_index(start: str | None) -> dict[str, Any]:
+            clauses: list[dict[str, Any]] = [{"term": {"index": self.index}}]
+            if start is not None:
+                clauses.append({"range": {"@timestamp": {"gte": start}}})
+            return {"bool": {"filter": clauses}}
+
+        query = events_of_this_index(since.astimezone(timezone.utc).isoformat() if since else None)
         try:
             count = self._client.count(index=self.stream, query=query)["count"]
             if count > limit:  # keep the newest `limit`: start from the timestamp of the limit-th newest
                 newest = self._client.search(index=self.stream, query=query, size=1, from_=limit - 1,
                                              sort=[{"@timestamp": "desc"}], source=["@timestamp"])
-                query = {"range": {"@timestamp": {"gte": newest["hits"]["hits"][0]["_source"]["@timestamp"]}}}
+                query = events_of_this_index(newest["hits"]["hits"][0]["_source"]["@timestamp"])
             hits = helpers.scan(self._client, index=self.stream, query={"query": query}, size=1000)
             events = [QueryEvent.from_document(hit["_source"]) for hit in hits]
         except NotFoundError:

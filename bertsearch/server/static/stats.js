@@ -33,7 +33,7 @@ function barChart(buckets, unit) {
   const step = (width - left) / Math.max(1, buckets.length);
   chart.append(svgElement("text", { x: 0, y: 12 }, String(most)), svgElement("text", { x: 0, y: height - bottom }, "0"));
   buckets.forEach((bucket, i) => {
-    const x = left + i * step, barWidth = Math.max(1, step - 2);
+    const x = left + i * step, barWidth = Math.min(40, Math.max(1, step - 2));
     const scale = (height - bottom - 8) / most;
     const total = bucket.queries * scale, zero = bucket.zero_results * scale;
     const bar = svgElement("rect", { x, y: height - bottom - total, width: barWidth, height: total, fill: "#2457c5" });

@@ -1,0 +1,255 @@
+"""API contract: every endpoint of a real `bertsearch serve`, its answers and its errors."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import signal
+import sqlite3
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bertsearch.querylog import QUERY_LOG_DATABASE
+from bertsearch.server.schemas import MAX_BODY_BYTES, MAX_EMBEDDING_TEXTS, MAX_K
+from tests.server.conftest import API_KEY, RunningServer, scifact_queries, start_server, stop_server
+
+pytestmark = pytest.mark.slow
+WRITE = {"Authorization": f"Bearer {API_KEY}"}
+
+
+def unique_id(prefix: str = "api") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def test_openapi_schema_lists_every_endpoint(server: RunningServer) -> None:
+    schema = server.request("GET", "/openapi.json").body
+    paths = schema["paths"]
+    assert {"/api/search", "/api/documents", "/api/documents/{doc_id}", "/api/embeddings", "/api/stats",
+            "/api/health", "/api/ready"} <= set(paths)
+    assert set(paths["/api/documents/{doc_id}"]) == {"get", "put", "delete"}
+    assert "SearchRequest" in schema["components"]["schemas"]
+
+
+def test_health_and_readiness(server: RunningServer) -> None:
+    assert server.request("GET", "/api/health").body == {"status": "ok"}
+    ready = server.request("GET", "/api/ready").body
+    assert ready["ready"] is True and ready["backend"] == "embedded"
+    assert ready["documents"] >= 100 and ready["passages"] >= ready["documents"]
+    assert ready["query_log"] == "on"
+
+
+def test_search_finds_relevant_documents_in_every_mode(server: RunningServer, scifact_slice: Path) -> None:
+    queries = scifact_queries(scifact_slice)
+    for mode in ("hybrid", "dense", "bm25"):
+        found = 0
+        for _, text, relevant in queries:
+            answer = server.search(text, k=10, mode=mode)
+            assert answer.status == 200, answer.body
+            body = answer.body
+            assert body["mode"] == mode and body["k"] == 10 and body["reranked"] is False
+            assert [hit["rank"] for hit in body["hits"]] == list(range(1, len(body["hits"]) + 1))
+            scores = [hit["score"] for hit in body["hits"]]
+            assert scores == sorted(scores, reverse=True)
+            found += any(hit["doc_id"] in relevant for hit in body["hits"])
+        assert found >= 0.7 * len(queries), mode
+
+
+def test_search_hit_carries_passage_snippet_highlights_and_timings(server: RunningServer) -> None:
+    body = server.search("vitamin D and tuberculosis", k=3).body
+    hit = body["hits"][0]
+    assert set(hit) >= {"doc_id", "title", "source", "passage", "passage_position", "snippet", "highlights",
+                        "score", "retrieval_score", "rerank_score", "scores"}
+    assert hit["retrieval_score"] == hit["scores"]["rrf"] and hit["rerank_score"] is None
+    for start, end in hit["highlights"]:
+        assert hit["snippet"][start:end].lower().startswith(("vitamin", "d", "tubercul"))
+    assert {"encode", "dense", "bm25", "fuse", "total"} <= set(body["timings_ms"])
+
+
+def test_search_filters_by_source_prefix_and_metadata(server: RunningServer) -> None:
+    doc_id = unique_id("filtered")
+    document = {"title": "Glacier melt", "text": "Glaciers in the Alps lose ice every summer.",
+                "source": "/alpine/glaciers.txt", "metadata": {"region": "alps"}}
+    assert server.request("PUT", f"/api/documents/{doc_id}", document, headers=WRITE).status == 200
+    by_source = server.search("glaciers losing ice", filters={"source_prefix": "/alpine/"}).body["hits"]
+    assert [hit["doc_id"] for hit in by_source] == [doc_id]
+    by_metadata = server.search("glaciers", mode="bm25", filters={"metadata": {"region": "alps"}}).body["hits"]
+    assert [hit["doc_id"] for hit in by_metadata] == [doc_id]
+    assert server.search("glaciers", filters={"metadata": {"region": "andes"}}).body["hits"] == []
+    server.request("DELETE", f"/api/documents/{doc_id}", headers=WRITE)
+
+
+@pytest.mark.parametrize(("body", "status", "message"), [
+    ({"query": ""}, 422, "query"),
+    ({"query": "   "}, 400, "the query is empty"),
+    ({"query": "x" * 2001}, 422, "query"),
+    ({"query": "x", "k": 0}, 422, "k"),
+    ({"query": "x", "k": MAX_K + 1}, 422, "k"),
+    ({"query": "x", "mode": "fuzzy"}, 422, "mode"),
+    ({"query": "x", "rerank": True}, 400, "no reranker configured"),
+    ({"query": "x", "limit": 3}, 422, "limit"),
+    ({"k": 3}, 422, "query"),
+    ({"query": "x", "filters": {"metadata": {"a": [1]}}}, 422, "filters"),
+])
+def test_bad_searches_are_clear_4xx(server: RunningServer, body: dict, status: int, message: str) -> None:
+    answer = server.request("POST", "/api/search", body)
+    assert answer.status == status, answer.body
+    assert message in answer.body["error"]
+    assert "Traceback" not in json.dumps(answer.body)
+
+
+def test_malformed_and_oversized_bodies_are_refused(server: RunningServer) -> None:
+    malformed = server.request("POST", "/api/search", raw=b'{"query": ')
+    assert malformed.status == 422 and malformed.body["error"]
+    host, port = server.url.removeprefix("http://").split(":")
+    # Declared too large: refused before the body is read.
+    connection = http.client.HTTPConnection(host, int(port), timeout=30)
+    connection.putrequest("POST", "/api/search")
+    connection.putheader("Content-Type", "application/json")
+    connection.putheader("Content-Length", str(MAX_BODY_BYTES + 1))
+    connection.endheaders()
+    answer = connection.getresponse()
+    assert answer.status == 413 and "larger than" in json.loads(answer.read())["error"]
+    connection.close()
+    # Streamed without a length: refused once it grows past the limit.
+    connection = http.client.HTTPConnection(host, int(port), timeout=30)
+    connection.putrequest("POST", "/api/search")
+    connection.putheader("Content-Type", "application/json")
+    connection.putheader("Transfer-Encoding", "chunked")
+    connection.endheaders()
+    chunk = b"x" * 65536
+    for _ in range(MAX_BODY_BYTES // len(chunk) + 2):
+        connection.send(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+    answer = connection.getresponse()
+    assert answer.status == 413 and "larger than" in json.loads(answer.read())["error"]
+    connection.close()
+
+
+def test_document_lifecycle_add_get_replace_delete(server: RunningServer) -> None:
+    doc_id = unique_id("lifecycle") + "/with/slashes.txt"
+    document = {"title": "Octopus cognition", "text": "Octopuses solve puzzles and open jars with their arms.",
+                "metadata": {"kind": "note", "stars": 4}}
+    added = server.request("PUT", f"/api/documents/{doc_id}", document, headers=WRITE)
+    assert added.status == 200, added.body
+    assert added.body | {"seconds": 0} == {"added": 1, "updated": 0, "unchanged": 0, "skipped": 0,
+                                            "passages_encoded": 1, "seconds": 0, "durable": True}
+    stored = server.request("GET", f"/api/documents/{doc_id}").body
+    assert stored == {"doc_id": doc_id, "title": "Octopus cognition", "text": document["text"], "source": "",
+                      "metadata": {"kind": "note", "stars": 4}}
+    assert server.search("octopus opening jars", k=1).body["hits"][0]["doc_id"] == doc_id
+    again = server.request("PUT", f"/api/documents/{doc_id}", document, headers=WRITE).body
+    assert (again["unchanged"], again["passages_encoded"]) == (1, 0)
+    replaced = server.request("PUT", f"/api/documents/{doc_id}", document | {"text": "Squids change colour."},
+                              headers=WRITE).body
+    assert replaced["updated"] == 1
+    assert server.request("GET", f"/api/documents/{doc_id}").body["text"] == "Squids change colour."
+    deleted = server.request("DELETE", f"/api/documents/{doc_id}", headers=WRITE)
+    assert deleted.status == 200 and deleted.body == {"doc_id": doc_id, "deleted": True, "durable": True}
+    assert server.request("GET", f"/api/documents/{doc_id}").status == 404
+    assert doc_id not in [h["doc_id"] for h in server.search("octopus squid colour jars", k=10).body["hits"]]
+    missing = server.request("DELETE", f"/api/documents/{doc_id}", headers=WRITE)
+    assert missing.status == 404 and doc_id in missing.body["error"]
+
+
+def test_batch_write_reports_each_outcome(server: RunningServer) -> None:
+    first, second = unique_id("batch"), unique_id("batch")
+    body = {"documents": [{"doc_id": first, "text": "Bees dance to show where flowers are."},
+                          {"doc_id": second, "title": "Ants", "text": "Ants follow pheromone trails."},
+                          {"doc_id": first, "text": "a duplicate id in the same request"}]}
+    answer = server.request("POST", "/api/documents", body, headers=WRITE).body
+    assert (answer["added"], answer["skipped"], answer["durable"]) == (2, 1, True)
+    assert server.request("GET", f"/api/documents/{first}").body["text"].startswith("Bees")
+    for doc_id in (first, second):
+        server.request("DELETE", f"/api/documents/{doc_id}", headers=WRITE)
+
+
+@pytest.mark.parametrize(("method", "path", "body", "message"), [
+    ("PUT", "/api/documents/x", {"text": ""}, "text"),
+    ("PUT", "/api/documents/x", {"title": "no text"}, "text"),
+    ("PUT", "/api/documents/x", {"text": "t", "metadata": {"nested": {"a": 1}}}, "metadata"),
+    ("PUT", "/api/documents/x", {"text": "t", "colour": "red"}, "colour"),
+    ("PUT", "/api/documents/x", {"text": "x" * 200_001}, "text"),
+    ("POST", "/api/documents", {"documents": []}, "documents"),
+    ("POST", "/api/documents", {"documents": [{"doc_id": f"d{i}", "text": "t"} for i in range(101)]}, "documents"),
+    ("POST", "/api/embeddings", {"texts": []}, "texts"),
+    ("POST", "/api/embeddings", {"texts": ["t"] * (MAX_EMBEDDING_TEXTS + 1)}, "texts"),
+    ("POST", "/api/embeddings", {"texts": ["x" * 10_001]}, "texts"),
+])
+def test_bad_writes_and_embeddings_are_422(server: RunningServer, method: str, path: str, body: dict,
+                                           message: str) -> None:
+    answer = server.request(method, path, body, headers=WRITE)
+    assert answer.status == 422, answer.body
+    assert message in answer.body["error"]
+
+
+def test_unknown_document_is_404(server: RunningServer) -> None:
+    answer = server.request("GET", "/api/documents/no-such-document")
+    assert answer.status == 404 and answer.body == {"error": "no document 'no-such-document'"}
+
+
+def test_writes_need_the_api_key_and_reads_do_not(server: RunningServer) -> None:
+    doc_id = unique_id("auth")
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"X-API-Key": "wrong"}):
+        refused = server.request("PUT", f"/api/documents/{doc_id}", {"text": "t"}, headers=headers)
+        assert refused.status == 401 and refused.headers.get("www-authenticate") == "Bearer"
+        assert API_KEY not in json.dumps(refused.body)
+    assert server.request("DELETE", f"/api/documents/{doc_id}").status == 401
+    assert server.request("POST", "/api/documents", {"documents": [{"doc_id": doc_id, "text": "t"}]}).status == 401
+    assert server.request("GET", f"/api/documents/{doc_id}").status == 404  # never written
+    assert server.request("PUT", f"/api/documents/{doc_id}", {"text": "t"}, headers={"X-API-Key": API_KEY}).status == 200
+    assert server.request("DELETE", f"/api/documents/{doc_id}", headers=WRITE).status == 200
+
+
+def test_embeddings_match_the_index_model(server: RunningServer) -> None:
+    answer = server.request("POST", "/api/embeddings", {"texts": ["plants make oxygen", "photosynthesis", "tax law"]})
+    assert answer.status == 200
+    vectors = np.array(answer.body["vectors"])
+    assert vectors.shape == (3, answer.body["dimensions"]) == (3, 384)
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-3)
+    assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2]
+    assert answer.body["model"].endswith("model")
+
+
+def test_stats_and_query_log_record_served_queries(server: RunningServer) -> None:
+    marker = f"zzq{uuid.uuid4().hex}"
+    assert server.search(marker, mode="bm25").body["hits"] == []
+    server.search("vitamin D", k=2)
+    stats = server.request("GET", "/api/stats?days=1").body
+    assert stats["queries"] >= 2 and stats["zero_result_rate"] > 0
+    assert {"query": marker, "count": 1} in stats["top_zero_result_queries"]
+    assert {s["stage"] for s in stats["latency"]} >= {"encode", "dense", "bm25", "fuse", "total"}
+    assert stats["index"]["documents"] >= 100 and stats["over_time"]
+    with sqlite3.connect(server.index_dir / QUERY_LOG_DATABASE) as db:
+        row = db.execute("SELECT origin, mode, hits, zero_results, backend FROM query_events WHERE query = ?",
+                         (marker,)).fetchone()
+    assert row == ("server", "bm25", 0, 1, "embedded")
+    assert server.request("GET", "/api/stats?days=0").status == 422
+
+
+def test_pages_are_served(server: RunningServer) -> None:
+    for path in ("/", "/stats", "/static/search.js", "/static/stats.js", "/static/style.css"):
+        answer = server.request("GET", path)
+        assert answer.status == 200, path
+
+
+def test_protected_reads_hashed_log_and_clean_shutdown(server_index: Path, tmp_path: Path) -> None:
+    import shutil
+
+    index_dir = tmp_path / "idx"
+    shutil.copytree(server_index, index_dir, ignore=shutil.ignore_patterns("querylog", "write.lock"))
+    protected = start_server(index_dir, "--api-key", API_KEY, "--protect-reads", "--query-log", "hashed")
+    try:
+        assert protected.search("vitamin D").status == 401
+        assert protected.request("GET", "/api/documents/anything").status == 401
+        assert protected.request("GET", "/api/health").status == 200
+        answer = protected.request("POST", "/api/search", {"query": "Vitamin  D"}, headers={"X-API-Key": API_KEY})
+        assert answer.status == 200 and answer.body["hits"]
+    finally:
+        # uvicorn shuts down cleanly on SIGTERM, then exits by the same signal.
+        assert stop_server(protected) in (0, -signal.SIGTERM)
+        assert "Traceback" not in protected.log.read_text()
+    with sqlite3.connect(index_dir / QUERY_LOG_DATABASE) as db:
+        logged = [row[0] for row in db.execute("SELECT query FROM query_events WHERE origin = 'server'")]
+    assert logged and all(q.startswith("sha256:") for q in logged) and "vitamin" not in "".join(logged).lower()
