@@ -27,3 +27,11 @@ class DatasetError(BertsearchError):
 
 class BackendError(BertsearchError):
     """A storage backend failed in a way the user can act on (unreachable, denied, inconsistent)."""
+
+
+class PartialWriteError(BackendError):
+    """Some documents of a write or delete could not be stored; the others were. `failures` maps each to why."""
+
+    def __init__(self, message: str, failures: dict[str, str]) -> None:
+        super().__init__(message)
+        self.failures = failures

@@ -16,18 +16,26 @@ if TYPE_CHECKING:
 
 BACKENDS = ("embedded", "elasticsearch")
 DEFAULT_ES_INDEX = "bertsearch"
+# Elasticsearch's vector index for a new index: "hnsw" is a graph of float32 vectors (approximate kNN, exact
+# scores); "int8_hnsw" quantises its vectors to one byte (~4x less memory, scores off by ~1e-3); "flat" scans
+# every vector (exact kNN, for up to ~100k passages or when results must match the embedded store's exactly).
+VECTOR_INDEX_TYPES = ("hnsw", "int8_hnsw", "flat")
 
 __all__ = [
     "BACKENDS",
+    "VECTOR_INDEX_TYPES",
     "EncodedDocument",
     "SearchFilter",
     "Store",
     "StoreLocation",
     "StoreStats",
     "StoredDocument",
+    "check_stageable",
     "create_store",
     "open_store",
+    "publish_store",
     "resolve_location",
+    "stage_store",
 ]
 
 
@@ -105,23 +113,59 @@ def open_store(location: StoreLocation | Path) -> Store:
 
 
 def create_store(location: StoreLocation | Path, settings: IndexSettings) -> Store:
-    """A new, empty store at `location`, recorded in its folder's manifest."""
+    """A new, empty store at `location`, recorded in its folder's manifest.
+
+    For Elasticsearch, `settings.backend_options` may set the new index's layout (vector index type, shards,
+    replicas); the manifest records only where the index is.
+    """
     if isinstance(location, Path):
         location = StoreLocation(index_dir=location)
     if location.backend == "elasticsearch":
         from bertsearch.stores.elasticsearch import ElasticsearchStore
 
         assert location.elasticsearch is not None
-        settings = dataclasses.replace(
-            settings,
-            backend="elasticsearch",
-            backend_options={"url": location.elasticsearch.url, "index": location.es_index},
-        )
+        settings = dataclasses.replace(settings, backend="elasticsearch")
         store = ElasticsearchStore.create(location.elasticsearch, location.es_index, settings)
-        # Record where the index is, unless the folder already holds another index that must not be replaced.
-        if not settings_exist(location.index_dir) or read_settings(location.index_dir).backend == "elasticsearch":
-            write_settings(location.index_dir, settings)
+        _record_elasticsearch_location(location, store.settings)
         return store
     from bertsearch.stores.embedded import EmbeddedStore
 
     return EmbeddedStore.create(location.index_dir, settings)
+
+
+def check_stageable(location: StoreLocation) -> None:
+    """Refuse, before any work, a location whose backend cannot build a new index beside the live one."""
+    if location.backend != "elasticsearch":
+        raise BertsearchError(
+            "--rebuild needs the elasticsearch backend; for the embedded store, index into a new --index-dir"
+        )
+
+
+def stage_store(location: StoreLocation, settings: IndexSettings) -> Store:
+    """A store for `location` that searches do not see until `publish_store`, to rebuild an index while the
+    old one serves. An interrupted build with the same settings is resumed, one with other settings discarded."""
+    check_stageable(location)
+    from bertsearch.stores.elasticsearch import ElasticsearchStore
+
+    assert location.elasticsearch is not None
+    settings = dataclasses.replace(settings, backend="elasticsearch")
+    return ElasticsearchStore.stage(location.elasticsearch, location.es_index, settings)
+
+
+def publish_store(location: StoreLocation, staged: Store) -> None:
+    """Make `staged` (from `stage_store`) the index at `location` in one atomic step, and drop the old one."""
+    from bertsearch.stores.elasticsearch import ElasticsearchStore
+
+    assert isinstance(staged, ElasticsearchStore)
+    staged.publish()
+    _record_elasticsearch_location(location, staged.settings)
+
+
+def _record_elasticsearch_location(location: StoreLocation, settings: IndexSettings) -> None:
+    """Write where the index is (and how it was built) into the folder's manifest, unless the folder holds
+    another kind of index that must not be replaced."""
+    assert location.elasticsearch is not None
+    if settings_exist(location.index_dir) and read_settings(location.index_dir).backend != "elasticsearch":
+        return
+    where = {"url": location.elasticsearch.url, "index": location.es_index}
+    write_settings(location.index_dir, dataclasses.replace(settings, backend_options=where))

@@ -63,11 +63,19 @@ class Store(ABC):
 
     @abstractmethod
     def write(self, batch: Sequence[EncodedDocument]) -> None:
-        """Add or replace each document with its passages; durable when this returns."""
+        """Add or replace each document with its passages; durable when this returns.
+
+        A store without transactions raises PartialWriteError naming the documents it could not write, after
+        writing the others.
+        """
 
     @abstractmethod
     def delete(self, doc_ids: Sequence[str]) -> None:
-        """Remove documents and their passages; unknown ids are ignored."""
+        """Remove documents and their passages; unknown ids are ignored. May raise PartialWriteError, as `write`."""
+
+    @abstractmethod
+    def passage_counts(self, doc_ids: Sequence[str]) -> dict[str, int]:
+        """How many passages the store holds for each of `doc_ids` it holds; to check a run lost nothing."""
 
     @abstractmethod
     def dense_search(self, vector: np.ndarray, k: int, filter: SearchFilter | None = None) -> list[PassageHit]:

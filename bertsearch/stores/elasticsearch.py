@@ -1,13 +1,16 @@
 """The Elasticsearch store: passages, vectors (HNSW kNN) and BM25 on a cluster, behind an alias.
 
 Layout: an alias `<name>` points at one concrete index `<name>-<UTC timestamp>`, so a rebuild (`stage` a new
-index, fill it, `publish`) swaps in atomically while searches keep running. The index holds two kinds of
-Elasticsearch documents:
+index, fill it, `publish`) swaps in atomically while searches keep running. A staged index that was never
+published (the rebuild was killed) is resumed by the next `stage` with the same settings and deleted by one
+with other settings. The index holds two kinds of Elasticsearch documents:
 
 - one per passage, `_id` = `<doc_id>#<position>`: title and text (BM25), source and metadata (filters), vector;
 - one per document, `_id` = `<doc_id>#document`: the whole text, title, source, metadata and content hash,
   for `get_document` and `stored_documents`. It has no vector and no indexed text, so searches never see it,
   and a document with no passages is still remembered.
+
+(A doc_id too long for an `_id` is replaced there by its SHA-256; the `doc_id` field always holds the real one.)
 
 The model fingerprint and chunking live in the mapping's `_meta`, and an index built otherwise is refused.
 
@@ -18,6 +21,10 @@ between leaves the old hash (or none), so the next indexing run rewrites the doc
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import os
+import re
 import time
 import urllib.parse
 from dataclasses import dataclass, field
@@ -37,18 +44,19 @@ from elasticsearch import (
     helpers,
 )
 
-from bertsearch.errors import BackendError, BertsearchError, IndexMismatchError, IndexNotFoundError
+from bertsearch.errors import BackendError, BertsearchError, IndexMismatchError, IndexNotFoundError, PartialWriteError
 from bertsearch.settings import IndexSettings
+from bertsearch.stores import VECTOR_INDEX_TYPES
 from bertsearch.stores.base import EncodedDocument, SearchFilter, Store, StoredDocument, StoreStats
 from bertsearch.text import query_terms
 from bertsearch.types import Document, PassageHit
 
 T = TypeVar("T")
 
-# `settings.backend_options["vector_index_type"]`: "hnsw" keeps float32 vectors (exact scores, 4 bytes a
-# dimension); "int8_hnsw" quantises them (~4x less memory for the graph, slightly approximate scores).
-VECTOR_INDEX_TYPES = ("hnsw", "int8_hnsw")
-DEFAULT_VECTOR_INDEX_TYPE = "hnsw"
+# How a new index is laid out, recorded in its `_meta` with the model settings. One primary shard holds
+# millions of passages; `replicas: None` auto-expands 0-1, so a single node stays green and a second one
+# gets a copy. Changing the vector index type or the shard count takes a rebuild.
+LAYOUT_DEFAULTS: dict[str, Any] = {"vector_index_type": "hnsw", "shards": 1, "replicas": None}
 # Elasticsearch caps both `k`/`num_candidates` of a kNN search and `size` of a query at 10,000.
 MAX_RESULTS = 10_000
 MIN_CANDIDATES = 100
@@ -57,9 +65,13 @@ SCAN_PAGE = 1_000
 # Documents per stale-passage query: each adds two clauses, well below the cluster's clause limit.
 STALE_QUERY_DOCUMENTS = 256
 MAX_BACKOFF = 30.0
+# Elasticsearch refuses an `_id` over 512 bytes for the whole bulk request; longer ones are hashed.
+MAX_ID_BYTES = 512
+# Documents per passage-count request of `passage_counts`.
+COUNT_QUERY_DOCUMENTS = 1_000
 TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
 PASSAGE_FIELDS = ["doc_id", "position", "title", "text", "source"]
-DOCUMENT_SUFFIX = "#document"
+DOCUMENT_PART = "document"  # `_id` of a document record: `<doc_id>#document`
 
 
 @dataclass(frozen=True)
@@ -90,6 +102,12 @@ class ElasticsearchConnection:
                 object.__setattr__(self, "username", urllib.parse.unquote(parts.username))
                 object.__setattr__(self, "password", urllib.parse.unquote(parts.password or ""))
 
+        if self.ca_certs:
+            if parts.scheme != "https":
+                raise BackendError(f"a CA certificate only applies to https:// URLs, not {self.url!r}")
+            if not os.path.isfile(self.ca_certs):
+                raise BackendError(f"CA certificate file {self.ca_certs!r} does not exist")
+
     def client(self) -> Elasticsearch:
         """A client that does not retry by itself: the store retries with backoff."""
         options: dict[str, Any] = {"request_timeout": self.request_timeout, "max_retries": 0, "retry_on_timeout": False}
@@ -99,6 +117,8 @@ class ElasticsearchConnection:
             options["basic_auth"] = (self.username, self.password or "")
         if self.url.startswith("https://"):
             options["verify_certs"] = self.verify_certs
+            # The user turned verification off on purpose: no warning on every request.
+            options["ssl_show_warn"] = self.verify_certs
             if self.ca_certs:
                 options["ca_certs"] = self.ca_certs
         return Elasticsearch(self.url, **options)
@@ -120,8 +140,10 @@ class ElasticsearchStore(Store):
         """Open the index `name`; with `settings`, create it if missing.
 
         Without `settings` a missing index is IndexNotFoundError. With `settings`, an existing index built with
-        another model or chunking is IndexMismatchError. With `staged=True` (and `settings`) a new index is
+        another model or chunking is IndexMismatchError. With `staged=True` (and `settings`) an index is
         built beside the live one; searches through `name` see it only after `publish()`.
+        `settings.backend_options` may set the layout of a new index (see LAYOUT_DEFAULTS); `self.settings`
+        always holds all of it.
         Requests failing with 429, 5xx or a connection error are retried `max_retries` times, waiting
         `initial_backoff` seconds and doubling.
         """
@@ -129,17 +151,20 @@ class ElasticsearchStore(Store):
         self.name = _checked_index_name(name)
         self.max_retries = max_retries
         self.initial_backoff = initial_backoff
+        self.resumed = False
         self._client = connection.client()
+        if settings is not None:
+            settings = with_layout_defaults(settings)
         if staged:
             if settings is None:
                 raise ValueError("a staged index needs settings")
-            self.index, self.analyzer = self._create_index(settings, alias=None)
             self.settings = settings
+            self.index, self.analyzer, self.resumed = self._stage_index(settings)
             self._target = self.index
             return
         self._target = self.name
         try:
-            self.index, self.settings, self.analyzer = self._read_index()
+            self.index, self.settings, self.analyzer = self._read_index(self.name)
         except IndexNotFoundError:
             if settings is None:
                 raise
@@ -165,7 +190,11 @@ class ElasticsearchStore(Store):
     def stage(
         cls, connection: ElasticsearchConnection, name: str, settings: IndexSettings, **options: Any
     ) -> ElasticsearchStore:
-        """A new, empty index for `name` (e.g. for another model), invisible to searches until `publish()`."""
+        """An index for `name` (e.g. for another model), invisible to searches until `publish()`.
+
+        A staged index left by an interrupted build with the same settings is resumed (`resumed` is True): what
+        it holds counts as written. Staged indices of `name` with other settings are deleted.
+        """
         return cls(connection, name, settings, staged=True, **options)
 
     def publish(self) -> list[str]:
@@ -175,12 +204,11 @@ class ElasticsearchStore(Store):
         """
         if self._target == self.name:
             return []
-        resolved = self._call(self._client.indices.resolve_index, name=self.name)
-        if resolved["indices"]:
-            raise BackendError(
-                f"{self.name!r} at {self.connection.url} is an index, not an alias: delete or rename it first"
-            )
-        previous = sorted(index for alias in resolved["aliases"] for index in alias["indices"])
+        # A concurrent rebuild may have deleted this index, and a write after that recreated it unmapped.
+        _, settings, _ = self._read_index(self.index)
+        if not _same_build(settings, self.settings):
+            raise BackendError(f"staged index {self.index!r} changed during the build; run the rebuild again")
+        previous = self._live_indices()
         actions: list[dict[str, Any]] = [{"add": {"index": self.index, "alias": self.name}}]
         actions += [{"remove_index": {"index": index}} for index in previous]
         self._call(self._client.indices.update_aliases, actions=actions)
@@ -212,7 +240,7 @@ class ElasticsearchStore(Store):
                     f"{item.document.doc_id}: {len(item.passages)} passages need as many {dims}-d vectors, got {shape}"
                 )
         stale = self._stale_passage_ids(batch)
-        failed = self._bulk([action for item in batch for action in _passage_actions(item)] + _delete_actions(stale))
+        failed = self._bulk([action for item in batch for action in _passage_actions(item)] + stale)
         # Last, so a document counts as stored (by its hash) only once all its passages are.
         failed |= self._bulk([_document_action(item) for item in batch if item.document.doc_id not in failed])
         self._refresh()
@@ -226,10 +254,9 @@ class ElasticsearchStore(Store):
         for start in range(0, len(unique), SCAN_PAGE):
             chunk = unique[start : start + SCAN_PAGE]
             query = {"bool": {"filter": [{"term": {"kind": "passage"}}, {"terms": {"doc_id": chunk}}]}}
-            passage_ids = self._call(self._scan_ids, query)
-            failed |= self._bulk(_delete_actions(passage_ids))
+            failed |= self._bulk(self._call(self._scan_deletions, query))
             # The document record goes last: until then `stored_documents` still lists it for a retry.
-            failed |= self._bulk(_delete_actions(doc_id + DOCUMENT_SUFFIX for doc_id in chunk if doc_id not in failed))
+            failed |= self._bulk([_delete_action(doc_id, _document_id(doc_id)) for doc_id in chunk if doc_id not in failed])
         self._refresh()
         _raise_for_failures("delete", failed)
 
@@ -272,7 +299,7 @@ class ElasticsearchStore(Store):
 
     def get_document(self, doc_id: str) -> Document | None:
         response = self._call(
-            self._client.options(ignore_status=404).get, index=self._target, id=doc_id + DOCUMENT_SUFFIX
+            self._client.options(ignore_status=404).get, index=self._target, id=_document_id(doc_id)
         )
         if "error" in response.body:
             raise self._index_not_found()
@@ -287,6 +314,27 @@ class ElasticsearchStore(Store):
             metadata=source.get("metadata") or {},
         )
 
+    def passage_counts(self, doc_ids: Sequence[str]) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        unique = list(dict.fromkeys(doc_ids))
+        for start in range(0, len(unique), COUNT_QUERY_DOCUMENTS):
+            chunk = unique[start : start + COUNT_QUERY_DOCUMENTS]
+            by_document = {
+                "terms": {"field": "doc_id", "include": chunk, "size": len(chunk)},
+                "aggs": {kind: {"filter": {"term": {"kind": kind}}} for kind in ("document", "passage")},
+            }
+            response = self._call(
+                self._client.search,
+                index=self._target,
+                query={"terms": {"doc_id": chunk}},
+                size=0,
+                aggs={"by_document": by_document},
+            )
+            for bucket in response["aggregations"]["by_document"]["buckets"]:
+                if bucket["document"]["doc_count"]:
+                    counts[bucket["key"]] = bucket["passage"]["doc_count"]
+        return counts
+
     def stats(self) -> StoreStats:
         documents = self._call(self._client.count, index=self._target, query={"term": {"kind": "document"}})["count"]
         passages = self._call(self._client.count, index=self._target, query={"term": {"kind": "passage"}})["count"]
@@ -300,40 +348,65 @@ class ElasticsearchStore(Store):
                 "alias": self.name,
                 "index": self.index,
                 "analyzer": self.analyzer,
-                "vector_index": _vector_index_type(self.settings),
+                "vector_index": _vector_index_type(self.settings.backend_options),
+                "shards": self.settings.backend_options["shards"],
+                "replicas": self.settings.backend_options["replicas"],
                 "bytes_on_disk": store["_all"]["primaries"]["store"]["size_in_bytes"],
             },
         )
 
     # -- internals -------------------------------------------------------------------------------
 
-    def _read_index(self) -> tuple[str, IndexSettings, str]:
-        """The concrete index behind `name`, the settings recorded in its `_meta`, and its text analyzer."""
-        mappings = self._call(self._client.indices.get_mapping, index=self.name).body
+    def _read_index(self, name: str) -> tuple[str, IndexSettings, str]:
+        """The concrete index `name` is or points at, the settings recorded in its `_meta`, and its analyzer."""
+        mappings = self._call(self._client.indices.get_mapping, index=name).body
         if len(mappings) != 1:
             raise BackendError(
-                f"{self.name!r} at {self.connection.url} points at several indices: {', '.join(sorted(mappings))}"
+                f"{name!r} at {self.connection.url} points at several indices: {', '.join(sorted(mappings))}"
             )
         ((index, body),) = mappings.items()
-        mapping = body.get("mappings", {})
-        recorded = mapping.get("_meta", {}).get("bertsearch")
-        if recorded is None:
-            raise IndexMismatchError(
-                f"Elasticsearch index {index!r} was not made by bertsearch (no settings in its _meta)"
+        return (index, *_recorded_settings(index, body.get("mappings", {})))
+
+    def _live_indices(self) -> list[str]:
+        """The indices the alias points at (none before the first publish); refused if `name` is an index."""
+        resolved = self._call(self._client.indices.resolve_index, name=self.name)
+        if resolved["indices"]:
+            raise BackendError(
+                f"{self.name!r} at {self.connection.url} is an index, not an alias: delete or rename it first"
             )
-        try:
-            settings = IndexSettings.from_json(recorded)
-        except (TypeError, ValueError) as exc:
-            raise IndexMismatchError(f"unreadable bertsearch settings in the _meta of {index!r}: {exc}") from None
-        analyzer = mapping.get("properties", {}).get("text", {}).get("analyzer", "standard")
-        return index, settings, analyzer
+        return sorted(index for alias in resolved["aliases"] for index in alias["indices"])
+
+    def _stage_index(self, settings: IndexSettings) -> tuple[str, str, bool]:
+        """A staged index for `settings`: an unpublished one built with them, else a new one. Returns the index,
+        its analyzer, and whether it was resumed. Unpublished indices built otherwise are deleted."""
+        live = set(self._live_indices())
+        own = re.compile(re.escape(self.name) + r"-\d{8}-\d{6}-\d{6}")
+        mappings = self._call(self._client.indices.get_mapping, index=f"{self.name}-*").body
+        resumed: tuple[str, str] | None = None
+        for index in sorted(mappings, reverse=True):  # newest first
+            if index in live or not own.fullmatch(index):
+                continue
+            try:
+                recorded, analyzer = _recorded_settings(index, mappings[index].get("mappings", {}))
+            except IndexMismatchError:
+                continue  # not made by bertsearch: not ours to delete
+            if resumed is None and _same_build(recorded, settings):
+                resumed = index, analyzer
+            else:
+                self._call(self._client.indices.delete, index=index)
+        if resumed is not None:
+            return (*resumed, True)
+        return (*self._create_index(settings, alias=None), False)
 
     def _create_index(self, settings: IndexSettings, alias: str | None) -> tuple[str, str]:
         """A new concrete index (behind `alias` if given) and its analyzer: `english` if the node has it."""
         index = f"{self.name}-{datetime.now(timezone.utc):%Y%m%d-%H%M%S-%f}"
+        layout = settings.backend_options
+        replicas = {"auto_expand_replicas": "0-1"} if layout["replicas"] is None else {
+            "number_of_replicas": layout["replicas"]
+        }
         body: dict[str, Any] = {
-            # One shard holds millions of passages; auto-expanded replicas keep a single node green.
-            "settings": {"number_of_shards": 1, "auto_expand_replicas": "0-1"},
+            "settings": {"number_of_shards": layout["shards"], **replicas},
             "aliases": {alias: {}} if alias is not None else {},
         }
         try:
@@ -346,8 +419,9 @@ class ElasticsearchStore(Store):
         self._call(self._client.indices.create, index=index, mappings=_mapping(settings, "standard"), **body)
         return index, "standard"
 
-    def _stale_passage_ids(self, batch: Sequence[EncodedDocument]) -> list[str]:
-        """Passages stored beyond each document's new passage count, which the rewrite would not overwrite."""
+    def _stale_passage_ids(self, batch: Sequence[EncodedDocument]) -> list[Action]:
+        """Deletions of the passages stored beyond each document's new passage count, which the rewrite would
+        not overwrite."""
         clauses = [
             {
                 "bool": {
@@ -359,7 +433,7 @@ class ElasticsearchStore(Store):
             }
             for item in batch
         ]
-        stale: list[str] = []
+        stale: list[Action] = []
         for start in range(0, len(clauses), STALE_QUERY_DOCUMENTS):
             query = {
                 "bool": {
@@ -368,25 +442,27 @@ class ElasticsearchStore(Store):
                     "minimum_should_match": 1,
                 }
             }
-            stale += self._call(self._scan_ids, query)
+            stale += self._call(self._scan_deletions, query)
         return stale
 
     def _scan(self, query: dict[str, Any], source: list[str] | bool) -> Iterable[dict[str, Any]]:
         return helpers.scan(self._client, index=self._target, query={"query": query, "_source": source}, size=SCAN_PAGE)
 
-    def _scan_ids(self, query: dict[str, Any]) -> list[str]:
-        return [hit["_id"] for hit in self._scan(query, False)]
+    def _scan_deletions(self, query: dict[str, Any]) -> list[Action]:
+        """Deletions of the passages `query` matches."""
+        return [_delete_action(hit["_source"]["doc_id"], hit["_id"]) for hit in self._scan(query, ["doc_id"])]
 
-    def _bulk(self, actions: list[dict[str, Any]]) -> dict[str, str]:
+    def _bulk(self, actions: list[Action]) -> dict[str, str]:
         """Run `actions`; the documents whose actions failed, each with the first reason."""
         if not actions:
             return {}
+        owners = {(action.body["_op_type"], action.body["_id"]): action.doc_id for action in actions}
 
         def run() -> dict[str, str]:
             failures: dict[str, str] = {}
             for ok, item in helpers.streaming_bulk(
                 self._client,
-                actions,
+                [action.body for action in actions],
                 index=self._target,
                 chunk_size=BULK_CHUNK,
                 raise_on_error=False,
@@ -397,7 +473,7 @@ class ElasticsearchStore(Store):
                 ((operation, result),) = item.items()
                 if ok or (operation == "delete" and result.get("status") == 404):
                     continue
-                failures.setdefault(result["_id"].rpartition("#")[0], _reason(result.get("error")))
+                failures.setdefault(owners[operation, result["_id"]], _reason(result.get("error")))
             return failures
 
         return self._call(run)
@@ -433,7 +509,8 @@ class ElasticsearchStore(Store):
             return BackendError(f"Elasticsearch at {url} failed ({exc.meta.status}): {_reason(exc.body)}")
         if isinstance(exc, SSLError):
             return BackendError(
-                f"TLS failure talking to Elasticsearch at {url}: check ca_certs and verify_certs ({exc.message})"
+                f"TLS failure talking to Elasticsearch at {url}: check the CA certificate (--es-ca-certs) or "
+                f"turn verification off (--es-no-verify) ({exc.message})"
             )
         if isinstance(exc, ConnectionTimeout):
             return BackendError(f"Elasticsearch at {url} did not answer within {self.connection.request_timeout:g} s")
@@ -445,6 +522,48 @@ class ElasticsearchStore(Store):
         return IndexNotFoundError(
             f"no Elasticsearch index {self.name!r} at {self.connection.url} (index documents into it first)"
         )
+
+
+@dataclass(frozen=True)
+class Action:
+    """One bulk action and the document it belongs to, to name that document if the action fails."""
+
+    doc_id: str
+    body: dict[str, Any]
+
+
+def with_layout_defaults(settings: IndexSettings) -> IndexSettings:
+    """`settings` with every layout option of LAYOUT_DEFAULTS present, checked."""
+    layout = {**LAYOUT_DEFAULTS, **settings.backend_options}
+    _vector_index_type(layout)
+    shards, replicas = layout["shards"], layout["replicas"]
+    if not isinstance(shards, int) or shards < 1:
+        raise BackendError(f"the number of shards must be at least 1, got {shards!r}")
+    if replicas is not None and (not isinstance(replicas, int) or replicas < 0):
+        raise BackendError(f"the number of replicas must be at least 0, got {replicas!r}")
+    return dataclasses.replace(settings, backend_options=layout)
+
+
+def _recorded_settings(index: str, mapping: dict[str, Any]) -> tuple[IndexSettings, str]:
+    """The settings in an index mapping's `_meta` (with layout defaults for indices made before they were
+    recorded) and its text analyzer; IndexMismatchError if bertsearch did not make it."""
+    recorded = mapping.get("_meta", {}).get("bertsearch")
+    if recorded is None:
+        raise IndexMismatchError(f"Elasticsearch index {index!r} was not made by bertsearch (no settings in its _meta)")
+    try:
+        settings = with_layout_defaults(IndexSettings.from_json(recorded))
+    except (TypeError, ValueError, BackendError) as exc:
+        raise IndexMismatchError(f"unreadable bertsearch settings in the _meta of {index!r}: {exc}") from None
+    return settings, mapping.get("properties", {}).get("text", {}).get("analyzer", "standard")
+
+
+def _same_build(first: IndexSettings, second: IndexSettings) -> bool:
+    """True if indices built with these settings hold the same vectors in the same layout."""
+    return (first.model_fingerprint, first.dimensions, first.chunking) == (
+        second.model_fingerprint,
+        second.dimensions,
+        second.chunking,
+    ) and all(first.backend_options.get(key) == second.backend_options.get(key) for key in LAYOUT_DEFAULTS)
 
 
 def _mapping(settings: IndexSettings, analyzer: str) -> dict[str, Any]:
@@ -474,26 +593,26 @@ def _mapping(settings: IndexSettings, analyzer: str) -> dict[str, Any]:
                 # Ranks like dot_product on the encoder's unit vectors, but a vector a rounding error off unit
                 # length is scored instead of refused.
                 "similarity": "cosine",
-                "index_options": {"type": _vector_index_type(settings)},
+                "index_options": {"type": _vector_index_type(settings.backend_options)},
             },
         },
     }
 
 
-def _vector_index_type(settings: IndexSettings) -> str:
-    kind = settings.backend_options.get("vector_index_type", DEFAULT_VECTOR_INDEX_TYPE)
+def _vector_index_type(layout: dict[str, Any]) -> str:
+    kind = layout.get("vector_index_type", LAYOUT_DEFAULTS["vector_index_type"])
     if kind not in VECTOR_INDEX_TYPES:
         raise BackendError(f"vector_index_type must be one of {', '.join(VECTOR_INDEX_TYPES)}, got {kind!r}")
     return kind
 
 
-def _passage_actions(item: EncodedDocument) -> list[dict[str, Any]]:
+def _passage_actions(item: EncodedDocument) -> list[Action]:
     document = item.document
     vectors = np.asarray(item.vectors, dtype=np.float32)
     return [
-        {
+        Action(document.doc_id, {
             "_op_type": "index",
-            "_id": passage.passage_id,
+            "_id": _elasticsearch_id(document.doc_id, str(passage.position)),
             "_source": {
                 "kind": "passage",
                 "doc_id": document.doc_id,
@@ -504,16 +623,16 @@ def _passage_actions(item: EncodedDocument) -> list[dict[str, Any]]:
                 "metadata": document.metadata,
                 "vector": vectors[i].tolist(),
             },
-        }
+        })
         for i, passage in enumerate(item.passages)
     ]
 
 
-def _document_action(item: EncodedDocument) -> dict[str, Any]:
+def _document_action(item: EncodedDocument) -> Action:
     document = item.document
-    return {
+    return Action(document.doc_id, {
         "_op_type": "index",
-        "_id": document.doc_id + DOCUMENT_SUFFIX,
+        "_id": _document_id(document.doc_id),
         "_source": {
             "kind": "document",
             "doc_id": document.doc_id,
@@ -523,11 +642,24 @@ def _document_action(item: EncodedDocument) -> dict[str, Any]:
             "document_title": document.title,
             "document_text": document.text,
         },
-    }
+    })
 
 
-def _delete_actions(ids: Iterable[str]) -> list[dict[str, Any]]:
-    return [{"_op_type": "delete", "_id": passage_id} for passage_id in ids]
+def _delete_action(doc_id: str, elasticsearch_id: str) -> Action:
+    return Action(doc_id, {"_op_type": "delete", "_id": elasticsearch_id})
+
+
+def _document_id(doc_id: str) -> str:
+    return _elasticsearch_id(doc_id, DOCUMENT_PART)
+
+
+def _elasticsearch_id(doc_id: str, part: str) -> str:
+    """`<doc_id>#<part>`, stable across runs; a doc_id too long for an `_id` is replaced by its SHA-256 (the
+    `doc_id` field keeps the real one)."""
+    elasticsearch_id = f"{doc_id}#{part}"
+    if len(elasticsearch_id.encode("utf-8")) <= MAX_ID_BYTES:
+        return elasticsearch_id
+    return f"sha256:{hashlib.sha256(doc_id.encode('utf-8')).hexdigest()}#{part}"
 
 
 def _filter_clauses(filter: SearchFilter | None) -> list[dict[str, Any]]:
@@ -556,8 +688,9 @@ def _passage_hit(hit: dict[str, Any], score: float) -> PassageHit:
 def _raise_for_failures(operation: str, failed: dict[str, str]) -> None:
     if failed:
         names = ", ".join(sorted(failed)[:10]) + (f" and {len(failed) - 10} more" if len(failed) > 10 else "")
-        raise BackendError(
-            f"Elasticsearch could not {operation} {len(failed)} document(s): {names} ({next(iter(failed.values()))})"
+        raise PartialWriteError(
+            f"Elasticsearch could not {operation} {len(failed)} document(s): {names} ({next(iter(failed.values()))})",
+            failed,
         )
 
 
@@ -581,8 +714,16 @@ def _reason(body: object) -> str:
         caused_by = error.get("caused_by")
         if isinstance(caused_by, dict) and caused_by.get("reason") and cause is error:
             cause = caused_by
-        return f"{cause.get('type', 'error')}: {cause.get('reason', '')}"
-    return str(error)
+        # A JSON parser's reason ends with a preview of the document's source: not worth printing.
+        reason = str(cause.get("reason", "")).split("\n at [Source:")[0]
+        return _one_line(f"{cause.get('type', 'error')}: {reason}")
+    return _one_line(str(error))
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    """Error reasons can span lines (parser messages) and run long; the CLI prints them on one line."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _checked_index_name(name: str) -> str:

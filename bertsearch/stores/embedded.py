@@ -176,6 +176,19 @@ class EmbeddedStore(Store):
 
     # -- reading ---------------------------------------------------------------------------------
 
+    def passage_counts(self, doc_ids: Sequence[str]) -> dict[str, int]:
+        unique = list(dict.fromkeys(doc_ids))
+        counts: dict[str, int] = {}
+        with self._lock:
+            for start in range(0, len(unique), 900):  # SQLite's default limit on bound parameters is 999
+                part = unique[start : start + 900]
+                counts.update(self._db.execute(
+                    "SELECT d.doc_id, COUNT(p.id) FROM documents d LEFT JOIN passages p ON p.doc_id = d.doc_id"
+                    f" WHERE d.doc_id IN ({','.join('?' * len(part))}) GROUP BY d.doc_id",
+                    part,
+                ).fetchall())
+        return counts
+
     def dense_search(self, vector: np.ndarray, k: int, filter: SearchFilter | None = None) -> list[PassageHit]:
         with self._lock:
             index = self._sync_vectors()

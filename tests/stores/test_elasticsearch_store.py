@@ -1,20 +1,23 @@
-"""The Elasticsearch store against a real node: replace/delete semantics, kNN and BM25, filters, errors, aliases."""
+"""The Elasticsearch store against a real node: replace/delete semantics, kNN and BM25, filters, errors, aliases,
+index layout and staged rebuilds."""
 
 from __future__ import annotations
 
 import socket
 import uuid
+import warnings
+from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 import pytest
 
-from bertsearch.errors import BackendError, IndexMismatchError, IndexNotFoundError
+from bertsearch.errors import BackendError, IndexMismatchError, IndexNotFoundError, PartialWriteError
 from bertsearch.settings import ChunkingSettings, IndexSettings
 from bertsearch.stores import SearchFilter
 from bertsearch.stores import elasticsearch as es_module
 from bertsearch.stores.base import EncodedDocument
-from bertsearch.stores.elasticsearch import ElasticsearchConnection, ElasticsearchStore
+from bertsearch.stores.elasticsearch import ElasticsearchConnection, ElasticsearchStore, with_layout_defaults
 from bertsearch.types import Document, Passage
 
 if TYPE_CHECKING:
@@ -182,10 +185,31 @@ def test_get_document_and_stored_documents_round_trip(
 def test_a_rejected_passage_fails_the_write_naming_its_document(store: ElasticsearchStore) -> None:
     bad = encoded("bad", ["zero vector"], 3)
     bad = EncodedDocument(bad.document, bad.content_hash, bad.passages, np.zeros((1, DIMS), np.float32))
-    with pytest.raises(BackendError, match="could not write 1 document.*bad"):
+    with pytest.raises(PartialWriteError, match="could not write 1 document.*bad") as caught:
         store.write([encoded("good", ["fine"], 1), bad])
+    assert list(caught.value.failures) == ["bad"]
     # The good document is stored; the bad one is not remembered, so the next run retries it.
     assert set(store.stored_documents()) == {"good"}
+    assert store.passage_counts(["good", "bad"]) == {"good": 1}
+
+
+def test_passage_counts_say_what_the_index_holds(store: ElasticsearchStore) -> None:
+    store.write([encoded("a", ["one", "two", "three"], 1), encoded("empty", [], 2), encoded("b", ["four"], 3)])
+    store.write([encoded("a", ["uno"], 4)])
+    assert store.passage_counts(["a", "empty", "b", "missing", "a"]) == {"a": 1, "empty": 0, "b": 1}
+    assert store.passage_counts([]) == {}
+
+
+def test_a_document_id_too_long_for_an_elasticsearch_id_is_stored(store: ElasticsearchStore) -> None:
+    long_id = "deep/" * 120 + "é.txt"  # over Elasticsearch's 512-byte `_id` limit, which fails a whole bulk request
+    store.write([encoded(long_id, ["long one", "long two"], 1), encoded("short", ["short"], 2)])
+    assert set(store.stored_documents()) == {long_id, "short"}
+    assert store.get_document(long_id).doc_id == long_id
+    assert [h.doc_id for h in store.dense_search(unit(100), k=1)] == [long_id]
+    store.write([encoded(long_id, ["only one now"], 3)])
+    assert store.passage_counts([long_id]) == {long_id: 1}
+    store.delete([long_id])
+    assert set(store.stored_documents()) == {"short"} and store.stats().passages == 1
 
 
 def test_open_reads_the_settings_and_refuses_another_model_or_chunking(
@@ -193,7 +217,7 @@ def test_open_reads_the_settings_and_refuses_another_model_or_chunking(
 ) -> None:
     store.write([encoded("a", ["one"], 1)])
     with ElasticsearchStore.open(connection, store.name) as reopened:
-        assert reopened.settings == settings()
+        assert reopened.settings == with_layout_defaults(settings())
         assert reopened.get_document("a") is not None
     with pytest.raises(IndexMismatchError, match="another model"):
         ElasticsearchStore.create(connection, store.name, settings(fingerprint="0" * 16))
@@ -259,6 +283,81 @@ def test_staged_index_replaces_the_live_one_atomically(
     staged.close()
     assert [h.doc_id for h in store.keyword_search("text", 10)] == ["new"]
     reopened = ElasticsearchStore.open(connection, store.name)
-    assert reopened.settings == new_settings and reopened.index != old_index
+    assert reopened.settings == with_layout_defaults(new_settings) and reopened.index != old_index
     assert reopened.stats().details["vector_index"] == "int8_hnsw"
     reopened.close()
+
+
+def test_layout_options_shape_a_new_index(connection: ElasticsearchConnection, index_name: str) -> None:
+    layout = {"vector_index_type": "int8_hnsw", "shards": 2, "replicas": 0}
+    with ElasticsearchStore.create(connection, index_name, settings(**layout)) as created:
+        created.write([encoded(f"d{i}", [f"passage {i}"], i) for i in range(30)])
+        client = connection.client()
+        index_settings = client.indices.get_settings(index=created.index)[created.index]["settings"]["index"]
+        assert (index_settings["number_of_shards"], index_settings["number_of_replicas"]) == ("2", "0")
+        vector = client.indices.get_mapping(index=created.index)[created.index]["mappings"]["properties"]["vector"]
+        assert vector["index_options"]["type"] == "int8_hnsw"
+        # Quantised vectors still find a stored vector first, with a score close to the exact one.
+        hits = created.dense_search(unit(700), k=3)
+        assert hits[0].doc_id == "d7" and hits[0].score == pytest.approx(1.0, abs=0.01)
+        assert {key: created.stats().details[key] for key in ("vector_index", "shards", "replicas")} == {
+            "vector_index": "int8_hnsw", "shards": 2, "replicas": 0
+        }
+    with ElasticsearchStore.open(connection, index_name) as reopened:
+        assert reopened.settings.backend_options == layout
+    with pytest.raises(BackendError, match="vector_index_type must be one of hnsw, int8_hnsw, flat"):
+        ElasticsearchStore.create(connection, f"{index_name}-x", settings(vector_index_type="pq"))
+
+
+def test_an_interrupted_stage_is_resumed_and_one_with_other_settings_discarded(
+    connection: ElasticsearchConnection, store: ElasticsearchStore
+) -> None:
+    store.write([encoded("old", ["old text"], 1)])
+    client = connection.client()
+    rebuilt = settings(fingerprint="n" * 16)
+    first = ElasticsearchStore.stage(connection, store.name, rebuilt)
+    first.write([encoded("new", ["new text"], 2)])
+    first.close()  # killed before publishing: the alias still serves the old index
+    assert [h.doc_id for h in store.keyword_search("text", 10)] == ["old"]
+
+    again = ElasticsearchStore.stage(connection, store.name, rebuilt)
+    assert again.resumed and again.index == first.index and set(again.stored_documents()) == {"new"}
+    again.close()
+
+    other = ElasticsearchStore.stage(connection, store.name, settings(fingerprint="o" * 16))
+    assert not other.resumed and not client.indices.exists(index=first.index)
+    other.write([encoded("other", ["other text"], 3)])
+    assert other.publish() == [store.index]
+    assert sorted(client.indices.get(index=f"{store.name}-*")) == [other.index]
+    assert [h.doc_id for h in store.keyword_search("text", 10)] == ["other"]
+    other.close()
+
+
+def test_a_missing_or_unusable_ca_certificate_is_one_clear_error(
+    elasticsearch_node: ElasticsearchNode, tmp_path: Path
+) -> None:
+    https_url = elasticsearch_node.url.replace("http://", "https://")
+    with pytest.raises(BackendError, match="CA certificate file .* does not exist"):
+        ElasticsearchConnection(https_url, ca_certs=str(tmp_path / "missing.pem"))
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_text("not a certificate")
+    with pytest.raises(BackendError, match="only applies to https"):
+        ElasticsearchConnection(elasticsearch_node.url, ca_certs=str(garbage))
+    connection = ElasticsearchConnection(https_url, username="elastic", password="pw", ca_certs=str(garbage))
+    with pytest.raises(BackendError, match=r"TLS failure .*--es-ca-certs.*no certificate"):
+        ElasticsearchStore.open(connection, "anything", max_retries=0)
+
+
+def test_tls_to_a_plain_http_node_fails_clearly_and_quietly(elasticsearch_node: ElasticsearchNode) -> None:
+    https_url = elasticsearch_node.url.replace("http://", "https://")
+    for verify in (True, False):
+        connection = ElasticsearchConnection(
+            https_url, username="elastic", password=elasticsearch_node.password, verify_certs=verify
+        )
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            with pytest.raises(BackendError, match=f"TLS failure talking to Elasticsearch at {https_url}") as error:
+                ElasticsearchStore.open(connection, "anything", max_retries=0)
+        assert elasticsearch_node.password not in str(error.value)
+        # Turning verification off is the user's explicit choice: no warning on every request.
+        assert [str(w.message) for w in caught] == [], verify

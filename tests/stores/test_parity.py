@@ -2,8 +2,9 @@
 
 What must agree, and how closely (measured on this slice with the integ-test node; see each bound):
 
-- Dense: FAISS scans exactly, Elasticsearch walks an HNSW graph, so rankings may differ in the tail; top-10
-  overlap must be at least 0.9 and nDCG@10 within 0.01.
+- Dense: FAISS scans exactly. Elasticsearch's `flat` vector index scans exactly too, so both return the same
+  ids in the same order with the same scores; its default HNSW graph approximates, so rankings may differ in
+  the tail: top-10 overlap must be at least 0.9 and nDCG@10, RR@10 and R@100 within 0.01.
 - BM25: both stores score title and text as one field with k1=1.2, b=0.75, but the integ-test node has no
   analysis-common module, hence only the `standard` analyzer and no stemmer of any kind (`porter_stem`,
   `stemmer`, `kstem`, `snowball` are all unknown there), while FTS5 stems with porter: "proteins" and
@@ -17,6 +18,7 @@ What must agree, and how closely (measured on this slice with the integ-test nod
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -78,6 +80,7 @@ class RememberingEncoder(Encoder):
 class StorePair:
     embedded: Store
     elasticsearch: ElasticsearchStore
+    elasticsearch_flat: ElasticsearchStore | None = None
 
 
 @dataclass(frozen=True)
@@ -105,10 +108,17 @@ def dataset(tmp_path_factory: pytest.TempPathFactory) -> BeirDataset:
     return load_beir(write_scifact_slice(tmp_path_factory.mktemp("scifact"), queries=QUERIES, documents=DOCUMENTS))
 
 
-def open_pair(connection: ElasticsearchConnection, index_dir: Path, settings: IndexSettings) -> StorePair:
+def open_pair(
+    connection: ElasticsearchConnection, index_dir: Path, settings: IndexSettings, with_flat: bool = False
+) -> StorePair:
+    def elasticsearch(**layout: str) -> ElasticsearchStore:
+        layout_settings = dataclasses.replace(settings, backend_options=layout)
+        return ElasticsearchStore.create(connection, f"parity-{uuid.uuid4().hex[:12]}", layout_settings)
+
     return StorePair(
         embedded=create_store(index_dir, settings),
-        elasticsearch=ElasticsearchStore.create(connection, f"parity-{uuid.uuid4().hex[:12]}", settings),
+        elasticsearch=elasticsearch(),
+        elasticsearch_flat=elasticsearch(vector_index_type="flat") if with_flat else None,
     )
 
 
@@ -122,12 +132,13 @@ def stores(
     """Both stores filled by the real Indexer from the slice's corpus file."""
     chunking = ChunkingSettings()
     settings = IndexSettings(encoder.info.path, encoder.info.fingerprint, encoder.info.dimensions, chunking)
-    pair = open_pair(connection, tmp_path_factory.mktemp("parity") / "idx", settings)
-    for store in (pair.embedded, pair.elasticsearch):
+    pair = open_pair(connection, tmp_path_factory.mktemp("parity") / "idx", settings, with_flat=True)
+    assert pair.elasticsearch_flat is not None
+    for store in (pair.embedded, pair.elasticsearch, pair.elasticsearch_flat):
         Indexer(store, encoder, chunking).index([dataset.corpus_path])
     yield pair
-    pair.embedded.close()
-    pair.elasticsearch.close()
+    for store in (pair.embedded, pair.elasticsearch, pair.elasticsearch_flat):
+        store.close()
 
 
 @pytest.fixture(scope="module")
@@ -156,6 +167,7 @@ def test_both_stores_hold_the_same_documents(stores: StorePair, dataset: BeirDat
     assert embedded.passages == elasticsearch.passages > embedded.documents
     stored = stores.embedded.stored_documents()
     assert stored == stores.elasticsearch.stored_documents()
+    assert stores.embedded.passage_counts(list(stored)) == stores.elasticsearch.passage_counts(list(stored))
     for doc_id in sorted(stored)[:: len(stored) // 10]:
         assert stores.embedded.get_document(doc_id) == stores.elasticsearch.get_document(doc_id)
 
@@ -171,6 +183,23 @@ def test_dense_rankings_and_scores_agree(stores: StorePair, rankings: Rankings, 
     shared = sorted(embedded.keys() & elasticsearch.keys())
     assert len(shared) >= 0.9 * K
     assert [elasticsearch[p] for p in shared] == pytest.approx([embedded[p] for p in shared], abs=1e-4)
+
+
+def test_exact_dense_search_returns_the_same_ids_and_scores(
+    stores: StorePair, encoder: Encoder, dataset: BeirDataset
+) -> None:
+    """FAISS's flat index and Elasticsearch's `flat` vector index both scan every vector: same passages, same
+    order, same scores, and so the same documents for every query."""
+    assert stores.elasticsearch_flat is not None
+    for text in dataset.queries.values():
+        vector = encoder.encode_query(text)
+        embedded = stores.embedded.dense_search(vector, K)
+        flat = stores.elasticsearch_flat.dense_search(vector, K)
+        assert [(h.doc_id, h.position) for h in flat] == [(h.doc_id, h.position) for h in embedded], text
+        assert [h.score for h in flat] == pytest.approx([h.score for h in embedded], abs=1e-4)
+        ids = [[hit.doc_id for hit in Searcher(store, encoder).search(text, K, "dense").hits]
+               for store in (stores.embedded, stores.elasticsearch_flat)]
+        assert ids[0] == ids[1], text
 
 
 def test_bm25_rankings_agree_as_far_as_the_analyzers_allow(stores: StorePair, rankings: Rankings) -> None:
