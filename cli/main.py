@@ -12,6 +12,7 @@ from rich.text import Text
 from bertsearch.errors import BertsearchError
 from bertsearch.indexer.pipeline import WRITE_BATCH_PASSAGES
 from bertsearch.settings import ChunkingSettings, default_index_dir
+from bertsearch.stores import VECTOR_INDEX_TYPES
 from bertsearch.search import MODES
 from bertsearch.text import highlight_spans, query_terms, snippet
 from bertsearch.cli.observe import dashboards, log_cli_query, stats
@@ -34,14 +35,29 @@ def cli() -> None:
 @click.option("--prune", is_flag=True, help="Remove indexed documents whose source file vanished.")
 @click.option("--batch-passages", type=click.IntRange(1, 1_000_000), default=WRITE_BATCH_PASSAGES, show_default=True,
               help="Passages encoded and committed together; a killed run loses at most one batch.")
+@click.option("--rebuild", is_flag=True,
+              help="Build a new index from PATHS alone (e.g. with a new --model or --chunk-tokens) beside the live "
+                   "one, and swap it in when complete; queries use the old one until then. Elasticsearch only.")
+@click.option("--es-vector-index", type=click.Choice(VECTOR_INDEX_TYPES), default=None,
+              help="Vector index of a new Elasticsearch index: hnsw (float32 graph), int8_hnsw (quantised, ~4x less "
+                   "memory) or flat (exact scan of every vector) [default: hnsw].")
+@click.option("--es-shards", type=click.IntRange(1, 1024), default=None,
+              help="Primary shards of a new Elasticsearch index [default: 1].")
+@click.option("--es-replicas", type=click.IntRange(0, 64), default=None,
+              help="Replicas of a new Elasticsearch index [default: 0, or 1 once a second node joins].")
 @backend_options
 @json_option
 def index(paths: tuple[Path, ...], index_dir: Path | None, model_path: Path | None, chunk_tokens: int | None,
-          chunk_overlap: int | None, prune: bool, batch_passages: int, as_json: bool, **backend: object) -> None:
-    """Index files and folders (recursively): new and changed documents are encoded, the rest skipped."""
+          chunk_overlap: int | None, prune: bool, batch_passages: int, rebuild: bool, es_vector_index: str | None,
+          es_shards: int | None, es_replicas: int | None, as_json: bool, **backend: object) -> None:
+    """Index files and folders (recursively): new and changed documents are encoded, the rest skipped.
+
+    Documents that could not be stored are listed, and the command exits non-zero; the next run retries them.
+    """
     from bertsearch.indexer.pipeline import Indexer, open_index_for_writing
     from bertsearch.indexer.progress import progress_for_terminal
     from bertsearch.indexer.readers import check_paths_exist
+    from bertsearch.indexer.rebuild import rebuild_index
 
     chunking = None
     if chunk_tokens is not None or chunk_overlap is not None:
@@ -50,26 +66,43 @@ def index(paths: tuple[Path, ...], index_dir: Path | None, model_path: Path | No
             max_tokens=chunk_tokens if chunk_tokens is not None else defaults.max_tokens,
             overlap_tokens=chunk_overlap if chunk_overlap is not None else defaults.overlap_tokens,
         )
+    index_options = {name: value for name, value in
+                     (("vector_index_type", es_vector_index), ("shards", es_shards), ("replicas", es_replicas))
+                     if value is not None}
     check_paths_exist(paths)
     location = location_from(index_dir, _backend_args(backend))
-    store, encoder, chunking = open_index_for_writing(location, model_path, chunking)
-    with store:
-        indexer = Indexer(store, encoder, chunking, progress_for_terminal(), batch_passages=batch_passages,
-                          exclude=[location.index_dir])
-        summary = indexer.index(list(paths), prune=prune)
+    if rebuild:
+        summary = rebuild_index(location, list(paths), model_path, chunking, index_options, progress_for_terminal(),
+                                batch_passages)
+    else:
+        store, encoder, chunking = open_index_for_writing(location, model_path, chunking, index_options)
+        with store:
+            indexer = Indexer(store, encoder, chunking, progress_for_terminal(), batch_passages=batch_passages,
+                              exclude=[location.index_dir])
+            summary = indexer.index(list(paths), prune=prune)
     if as_json:
         _print_json(summary.to_dict())
-        return
-    console = Console(highlight=False, soft_wrap=True)
-    console.print(
-        f"{summary.documents_seen} documents: {summary.documents_added} added, {summary.documents_updated} updated, "
-        f"{summary.documents_unchanged} unchanged, {summary.documents_removed} removed, "
-        f"{summary.documents_skipped} skipped; {summary.passages_encoded} passages encoded in {summary.seconds:.1f}s"
-    )
-    for skipped in summary.skipped[:20]:
-        console.print(f"  skipped {skipped['path']}: {skipped['reason']}")
-    if len(summary.skipped) > 20:
-        console.print(f"  … and {len(summary.skipped) - 20} more (see --json)")
+    else:
+        console = Console(highlight=False, soft_wrap=True)
+        console.print(
+            f"{summary.documents_seen} documents: {summary.documents_added} added, {summary.documents_updated} "
+            f"updated, {summary.documents_unchanged} unchanged, {summary.documents_removed} removed, "
+            f"{summary.documents_skipped} skipped, {summary.documents_failed} failed; "
+            f"{summary.passages_encoded} passages encoded in {summary.seconds:.1f}s"
+        )
+        for kind, entries, name in (("skipped", summary.skipped, "path"), ("failed", summary.failed, "doc_id")):
+            for entry in entries[:20]:
+                console.print(f"  {kind} {entry[name]}: {entry['reason']}")
+            if len(entries) > 20:
+                console.print(f"  … and {len(entries) - 20} more {kind} (see --json)")
+        if summary.rebuilt:
+            console.print(f"rebuilt: {location.describe()} now serves the new index")
+    if summary.documents_failed:
+        first = summary.failed[0]
+        outcome = ("the rebuild was not swapped in, queries still use the old index; fix the cause and re-run to "
+                   "resume it") if rebuild else "they are not counted as indexed; fix the cause and re-run to retry them"
+        raise BertsearchError(f"{summary.documents_failed} document(s) not stored, first {first['doc_id']!r}: "
+                              f"{first['reason']}; {outcome}")
 
 
 @cli.command()

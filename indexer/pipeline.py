@@ -3,6 +3,11 @@
 Documents are written in batches, each one transaction in the store, and a document counts as indexed only
 once its batch is written. A killed run therefore loses at most the batch in flight, and the next run skips
 every document whose content hash is already stored: it resumes where the last one stopped.
+
+A store that cannot write some documents of a batch (Elasticsearch rejecting a field, a write-blocked index)
+names them, and the run goes on. After each batch the store's passage counts are checked against what was
+sent. A document not stored as sent is reported, not counted as indexed, and left for the next run to retry:
+never silently lost.
 """
 
 from __future__ import annotations
@@ -12,9 +17,9 @@ import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
-from bertsearch.errors import BertsearchError, IndexNotFoundError
+from bertsearch.errors import BertsearchError, IndexMismatchError, IndexNotFoundError, PartialWriteError
 from bertsearch.models import Encoder, load_index_encoder
 from bertsearch.settings import ChunkingSettings, IndexSettings
 from bertsearch.stores import StoreLocation, create_store, open_store
@@ -39,9 +44,14 @@ class IndexSummary:
     documents_unchanged: int = 0
     documents_removed: int = 0
     documents_skipped: int = 0
+    documents_failed: int = 0
     passages_encoded: int = 0
     seconds: float = 0.0
+    # True once a rebuild has swapped its new index in (see bertsearch.indexer.rebuild).
+    rebuilt: bool = False
     skipped: list[dict[str, str]] = field(default_factory=list)
+    # Documents not stored as sent, each {"doc_id", "reason"}; the next run retries them.
+    failed: list[dict[str, str]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -113,8 +123,10 @@ class Indexer:
         self._index_new_and_changed(readable_documents(), previous.get, summary)
         if prune:
             vanished = [doc_id for doc_id, doc in stored.items() if doc_id not in seen and is_under(doc.source, roots)]
-            self.store.delete(vanished)
-            summary.documents_removed = len(vanished)
+            not_removed = self._delete(vanished)
+            for doc_id, reason in not_removed.items():
+                self._fail(summary, doc_id, f"not removed: {reason}")
+            summary.documents_removed = len(vanished) - len(not_removed)
         self.progress.finish()
         summary.seconds = round(time.perf_counter() - started, 3)
         return summary
@@ -174,14 +186,48 @@ class Indexer:
         for item in pending:
             batch.append(EncodedDocument(item.document, item.digest, item.passages, vectors[offset : offset + len(item.passages)]))
             offset += len(item.passages)
-        self.store.write(batch)
+        failures = self._unstored(batch)
         for item in pending:
-            if item.replaces:
+            if item.document.doc_id in failures:
+                self._fail(summary, item.document.doc_id, failures[item.document.doc_id])
+            elif item.replaces:
                 summary.documents_updated += 1
             else:
                 summary.documents_added += 1
         summary.passages_encoded += len(texts)
         self.progress.advance(documents=len(pending), passages=len(texts))
+
+    def _unstored(self, batch: list[EncodedDocument]) -> dict[str, str]:
+        """Write `batch`; the documents the store refused or does not hold as sent, with why.
+
+        A document acknowledged but not held as sent (its passages lost to a concurrent delete, say) is deleted,
+        so the next run sees it as new and writes it again.
+        """
+        try:
+            self.store.write(batch)
+            failures: dict[str, str] = {}
+        except PartialWriteError as exc:
+            failures = dict(exc.failures)
+        sent = {item.document.doc_id: len(item.passages) for item in batch if item.document.doc_id not in failures}
+        held = self.store.passage_counts(list(sent))
+        mismatched = [doc_id for doc_id, count in sent.items() if held.get(doc_id) != count]
+        for doc_id in mismatched:
+            found = f"{held[doc_id]} of its {sent[doc_id]} passages" if doc_id in held else "no record of it"
+            failures[doc_id] = f"the store acknowledged it but holds {found}"
+        self._delete(mismatched)
+        return failures
+
+    def _delete(self, doc_ids: Sequence[str]) -> dict[str, str]:
+        """Delete `doc_ids`; those the store could not delete, with why."""
+        try:
+            self.store.delete(doc_ids)
+        except PartialWriteError as exc:
+            return exc.failures
+        return {}
+
+    def _fail(self, summary: IndexSummary, doc_id: str, reason: str) -> None:
+        summary.documents_failed += 1
+        summary.failed.append({"doc_id": doc_id, "reason": reason})
 
     def _skip(self, summary: IndexSummary, path: str, reason: str) -> None:
         summary.documents_skipped += 1
@@ -194,8 +240,13 @@ def open_index_for_writing(
     location: StoreLocation,
     model_path: str | Path | None = None,
     chunking: ChunkingSettings | None = None,
+    index_options: Mapping[str, Any] | None = None,
 ) -> tuple[Store, Encoder, ChunkingSettings]:
-    """The existing index at `location` (refusing another model or chunking), or a new one."""
+    """The existing index at `location` (refusing another model, chunking or index options), or a new one.
+
+    `index_options` set the layout of a new Elasticsearch index (`vector_index_type`, `shards`, `replicas`).
+    """
+    check_index_options(location, index_options)
     try:
         store = open_store(location)
     except IndexNotFoundError:
@@ -203,6 +254,12 @@ def open_index_for_writing(
     if store is not None:
         settings = store.settings
         try:
+            differing = {k: v for k, v in (index_options or {}).items() if settings.backend_options.get(k) != v}
+            if differing:
+                recorded = ", ".join(f"{k} {settings.backend_options.get(k)}" for k in differing)
+                wanted = ", ".join(f"{k} {v}" for k, v in differing.items())
+                raise IndexMismatchError(f"this index was built with {recorded}, not {wanted}: add --rebuild to "
+                                         "build a new one beside it")
             encoder = load_index_encoder(settings.model_path, settings.model_fingerprint, model_path)
             settings.check_compatible(encoder.info.fingerprint, chunking)
         except BertsearchError:
@@ -210,6 +267,20 @@ def open_index_for_writing(
             raise
         return store, encoder, settings.chunking
     encoder = Encoder(model_path)
+    settings = new_index_settings(encoder, chunking, index_options)
+    return create_store(location, settings), encoder, settings.chunking
+
+
+def check_index_options(location: StoreLocation, index_options: Mapping[str, Any] | None) -> None:
+    """Index layout options exist only for Elasticsearch; refuse them elsewhere rather than ignore them."""
+    if index_options and location.backend != "elasticsearch":
+        raise BertsearchError("--es-vector-index, --es-shards and --es-replicas need --backend elasticsearch")
+
+
+def new_index_settings(
+    encoder: Encoder, chunking: ChunkingSettings | None, index_options: Mapping[str, Any] | None = None
+) -> IndexSettings:
+    """Settings for a new index of `encoder`'s vectors; `chunking` is checked against the model's limit."""
     chunking = chunking or ChunkingSettings(max_tokens=min(ChunkingSettings().max_tokens, encoder.info.max_seq_length))
     if chunking.max_tokens > encoder.info.max_seq_length:
         raise BertsearchError(
@@ -217,10 +288,10 @@ def open_index_for_writing(
         )
     if not 0 <= chunking.overlap_tokens < chunking.max_tokens // 2:
         raise BertsearchError("--chunk-overlap must be at least 0 and less than half of --chunk-tokens")
-    settings = IndexSettings(
+    return IndexSettings(
         model_path=encoder.info.path,
         model_fingerprint=encoder.info.fingerprint,
         dimensions=encoder.info.dimensions,
         chunking=chunking,
+        backend_options=dict(index_options or {}),
     )
-    return create_store(location, settings), encoder, chunking

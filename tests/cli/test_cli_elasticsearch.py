@@ -8,17 +8,21 @@ the index is.
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from elasticsearch import ApiError
 
 from bertsearch.search import MODES
-from tests.helpers import run_bertsearch, write_scifact_slice
+from bertsearch.stores.elasticsearch import ElasticsearchConnection, ElasticsearchStore
+from tests.helpers import OFFLINE_ENV, bertsearch_command, run_bertsearch, write_scifact_slice
 
 if TYPE_CHECKING:
     from tests.conftest import ElasticsearchNode
@@ -26,16 +30,21 @@ if TYPE_CHECKING:
 pytestmark = [pytest.mark.slow, pytest.mark.elasticsearch]
 
 
-def run(node: ElasticsearchNode, *args: str | Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    """The CLI with the node's credentials in the environment; whatever happens, it never prints the password."""
-    credentials = {
+def credentials(node: ElasticsearchNode) -> dict[str, str]:
+    """The node's username and password as users are told to pass them, and nothing else from the environment."""
+    return {
         "BERTSEARCH_ES_URL": "",
         "BERTSEARCH_ES_INDEX": "",
         "BERTSEARCH_ES_API_KEY": "",
+        "BERTSEARCH_ES_CA_CERTS": "",
         "BERTSEARCH_ES_USERNAME": node.username,
         "BERTSEARCH_ES_PASSWORD": node.password,
     }
-    result = run_bertsearch(*args, env={**credentials, **(env or {})})
+
+
+def run(node: ElasticsearchNode, *args: str | Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """The CLI with the node's credentials in the environment; whatever happens, it never prints the password."""
+    result = run_bertsearch(*args, env={**credentials(node), **(env or {})})
     assert node.password not in result.stdout + result.stderr
     return result
 
@@ -192,3 +201,123 @@ def test_a_missing_elasticsearch_index_fails_with_one_line(
         "--es-index", missing,
     )
     assert not (tmp_path / "idx").exists(), "a failed query must not leave an index folder behind"
+
+
+def test_tls_to_a_plain_http_node_fails_with_one_line(elasticsearch_node: ElasticsearchNode, tmp_path: Path) -> None:
+    https_url = elasticsearch_node.url.replace("http://", "https://")
+    # --es-no-verify is the user's choice: no insecure-connection warnings around the error either.
+    fails_with(
+        elasticsearch_node, f"TLS failure talking to Elasticsearch at {https_url}", "query", "planet", "--mode",
+        "bm25", "--index-dir", tmp_path / "idx", "--backend", "elasticsearch", "--es-url", https_url, "--es-no-verify",
+    )
+    fails_with(
+        elasticsearch_node, "does not exist", "query", "planet", "--mode", "bm25", "--index-dir", tmp_path / "idx",
+        "--backend", "elasticsearch", "--es-url", https_url, "--es-ca-certs", tmp_path / "missing.pem",
+    )
+
+
+def test_elasticsearch_only_options_are_refused_elsewhere(
+    indexed: Indexed, elasticsearch_node: ElasticsearchNode, tmp_path: Path
+) -> None:
+    fails_with(elasticsearch_node, "need --backend elasticsearch", "index", indexed.corpus, "--index-dir",
+               tmp_path / "embedded", "--es-shards", "2")
+    fails_with(elasticsearch_node, "--rebuild needs the elasticsearch backend", "index", indexed.corpus,
+               "--index-dir", tmp_path / "embedded", "--rebuild")
+    # An existing index keeps its layout; another one takes a rebuild. Refused before any model is loaded.
+    fails_with(elasticsearch_node, "built with vector_index_type hnsw, not vector_index_type int8_hnsw: add --rebuild",
+               "index", indexed.corpus, "--index-dir", indexed.index_dir, "--es-vector-index", "int8_hnsw")
+    assert not (tmp_path / "embedded").exists()
+
+
+def test_a_document_the_cluster_rejects_is_reported_then_retried(
+    elasticsearch_node: ElasticsearchNode, tmp_path: Path
+) -> None:
+    """Elasticsearch's JSON parser rejects NaN, which Python's JSON reader accepts in a record's metadata: one
+    document of the file fails, the others are written, and the run says so and exits non-zero."""
+    node, corpus, es_index = elasticsearch_node, tmp_path / "records.jsonl", f"cli-{uuid.uuid4().hex[:12]}"
+    records = ['{"_id": "jupiter", "text": "Jupiter is the largest planet."}',
+               '{"_id": "tomato", "text": "Tomatoes need sun.", "score": NaN}',
+               '{"_id": "bread", "text": "Sourdough bread rises with wild yeast."}']
+    corpus.write_text("\n".join(records) + "\n")
+    args = ("index", corpus, "--index-dir", tmp_path / "idx", "--backend", "elasticsearch", "--es-index", es_index,
+            "--es-url", node.url)
+    result = run(node, *args, "--json")
+    assert result.returncode == 1
+    summary = json.loads(result.stdout)
+    assert (summary["documents_added"], summary["documents_failed"]) == (2, 1)
+    assert summary["failed"][0]["doc_id"] == "tomato" and "NaN" in summary["failed"][0]["reason"]
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("error: 1 document(s) not stored, first 'tomato'") and "re-run to retry" in line
+    connection = ElasticsearchConnection(node.url, username=node.username, password=node.password)
+    with ElasticsearchStore.open(connection, es_index) as store:
+        assert set(store.stored_documents()) == {"jupiter", "bread"}
+
+    corpus.write_text(corpus.read_text().replace(', "score": NaN', ', "score": 0.5'))
+    retried = ok_json(node, *args)
+    assert (retried["documents_added"], retried["documents_unchanged"], retried["documents_failed"]) == (1, 2, 0)
+
+
+REBUILD_DOCUMENTS = 40
+# Enough staged documents to prove the build was under way, few enough to be reached long before it ends.
+STAGED_BEFORE_KILL = 5
+
+
+def test_rebuild_swaps_in_the_new_index_only_when_complete_and_resumes_after_a_kill(
+    elasticsearch_node: ElasticsearchNode, tmp_path: Path
+) -> None:
+    node, corpus, index_dir = elasticsearch_node, tmp_path / "corpus", tmp_path / "idx"
+    corpus.mkdir()
+    (corpus / "astronomy.txt").write_text("Jupiter is the largest planet in the solar system.\n")
+    for i in range(1, REBUILD_DOCUMENTS):
+        (corpus / f"minutes-{i:02d}.txt").write_text(f"Minutes of meeting {i}: the committee reviewed budget line {i}.\n")
+    es_index = f"rebuild-{uuid.uuid4().hex[:12]}"
+    ok_json(node, "index", corpus, "--index-dir", index_dir, "--backend", "elasticsearch", "--es-index", es_index,
+            "--es-url", node.url)
+    connection = ElasticsearchConnection(node.url, username=node.username, password=node.password)
+    client = connection.client()
+    with ElasticsearchStore.open(connection, es_index) as live:
+        old_index, old_settings = live.index, live.settings
+
+    def staged_documents() -> int:
+        staged = [index for index in client.indices.get(index=f"{es_index}-*") if index != old_index]
+        try:
+            return sum(client.count(index=index, query={"term": {"kind": "document"}})["count"] for index in staged)
+        except ApiError as exc:  # 503 while a just-created index's shards start
+            assert exc.meta.status == 503, exc
+            return 0
+
+    def assert_old_index_serves() -> None:
+        with ElasticsearchStore.open(connection, es_index) as live:
+            assert (live.index, live.settings) == (old_index, old_settings)
+            assert live.stats().documents == REBUILD_DOCUMENTS
+            assert [hit.doc_id for hit in live.keyword_search("Jupiter", 1)] == ["astronomy.txt"]
+
+    rebuild = ("index", corpus, "--index-dir", index_dir, "--rebuild", "--chunk-tokens", "128",
+               "--es-vector-index", "int8_hnsw", "--es-shards", "2", "--es-replicas", "0")
+    # One document per batch keeps the build slow enough to watch, and to kill half-way.
+    process = subprocess.Popen(bertsearch_command(*rebuild, "--batch-passages", "1"), stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, env={**os.environ, **OFFLINE_ENV, **credentials(node)})
+    try:
+        staged = 0
+        while process.poll() is None and staged < STAGED_BEFORE_KILL:
+            assert_old_index_serves()
+            staged = staged_documents()
+            time.sleep(0.05)
+    finally:
+        process.kill()
+        process.wait()
+    assert STAGED_BEFORE_KILL <= staged_documents() < REBUILD_DOCUMENTS, "the build was not caught half-way"
+    assert_old_index_serves()
+
+    resumed = ok_json(node, *rebuild)
+    assert resumed["rebuilt"] and resumed["documents_unchanged"] >= STAGED_BEFORE_KILL
+    assert resumed["documents_unchanged"] + resumed["documents_added"] == REBUILD_DOCUMENTS
+    with ElasticsearchStore.open(connection, es_index) as live:
+        assert live.index != old_index and live.stats().documents == REBUILD_DOCUMENTS
+        assert live.settings.chunking.max_tokens == 128
+        assert live.settings.backend_options == {"vector_index_type": "int8_hnsw", "shards": 2, "replicas": 0}
+        # The old index is deleted with the swap, and no half-built one is left behind.
+        assert list(client.indices.get(index=f"{es_index}-*")) == [live.index]
+    assert json.loads((index_dir / "manifest.json").read_text())["chunking"]["max_tokens"] == 128
+    hits = ok_json(node, "query", "which planet is the largest", "--index-dir", index_dir, "--mode", "dense")["hits"]
+    assert hits[0]["doc_id"] == "astronomy.txt"
