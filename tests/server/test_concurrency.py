@@ -96,6 +96,7 @@ def test_writes_while_reading_lose_nothing_and_survive_kill_9(private_server: Ru
         assert server.request("GET", f"/api/documents/{token}").status == 404
         assert server.search(token, k=3, mode="bm25").body["hits"] == []
     assert server.request("GET", "/api/ready").body["documents"] == base + len(surviving)
+    assert not (server.index_dir / "querylog").exists()  # --query-log off
 
     # Acknowledged means durable: kill -9, then the index, read afresh, holds exactly what was acknowledged.
     assert stop_server(server, signal.SIGKILL) == -signal.SIGKILL
