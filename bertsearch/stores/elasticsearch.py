@@ -76,7 +76,8 @@ DOCUMENT_PART = "document"  # `_id` of a document record: `<doc_id>#document`
 
 @dataclass(frozen=True)
 class ElasticsearchConnection:
-    """How to reach a cluster. Credentials may come inside `url` (http://user:password@host:9200) instead.
+    """How to reach a cluster: `url` names one node or load balancer, or several nodes comma-separated, between
+    which the client fails over. Credentials may come inside a URL (http://user:password@host:9200) instead.
 
     Neither `password` nor `api_key` appears in the repr or in any error message.
     """
@@ -90,27 +91,40 @@ class ElasticsearchConnection:
     request_timeout: float = 30.0
 
     def __post_init__(self) -> None:
-        parts = urllib.parse.urlsplit(self.url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise BackendError(
-                f"Elasticsearch URL must look like http(s)://host:port, got {_without_credentials(self.url)!r}"
-            )
-        if parts.username is not None:
-            # Keep the URL itself credential-free, so printing it is always safe.
-            object.__setattr__(self, "url", _without_credentials(self.url))
-            if self.username is None and self.api_key is None:
+        nodes = [node.strip() for node in self.url.split(",")]
+        for node in nodes:
+            parts = urllib.parse.urlsplit(node)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise BackendError(
+                    f"Elasticsearch URL must look like http(s)://host:port, got {_without_credentials(node)!r}"
+                )
+            if parts.username is not None and self.username is None and self.api_key is None:
                 object.__setattr__(self, "username", urllib.parse.unquote(parts.username))
                 object.__setattr__(self, "password", urllib.parse.unquote(parts.password or ""))
-
+        # Keep the URL itself credential-free, so printing it is always safe.
+        object.__setattr__(self, "url", ",".join(_without_credentials(node) for node in nodes))
+        schemes = {urllib.parse.urlsplit(node).scheme for node in nodes}
+        if len(schemes) > 1:
+            raise BackendError(f"Elasticsearch URLs mix http and https: {self.url!r}")
         if self.ca_certs:
-            if parts.scheme != "https":
+            if schemes != {"https"}:
                 raise BackendError(f"a CA certificate only applies to https:// URLs, not {self.url!r}")
             if not os.path.isfile(self.ca_certs):
                 raise BackendError(f"CA certificate file {self.ca_certs!r} does not exist")
 
+    @property
+    def nodes(self) -> list[str]:
+        return self.url.split(",")
+
     def client(self) -> Elasticsearch:
-        """A client that does not retry by itself: the store retries with backoff."""
-        options: dict[str, Any] = {"request_timeout": self.request_timeout, "max_retries": 0, "retry_on_timeout": False}
+        """A client that does not retry by itself, except on another node after a connection error: the store
+        retries with backoff."""
+        options: dict[str, Any] = {
+            "request_timeout": self.request_timeout,
+            "max_retries": len(self.nodes) - 1,
+            "retry_on_status": (),
+            "retry_on_timeout": False,
+        }
         if self.api_key:
             options["api_key"] = self.api_key
         elif self.username is not None:
@@ -121,7 +135,7 @@ class ElasticsearchConnection:
             options["ssl_show_warn"] = self.verify_certs
             if self.ca_certs:
                 options["ca_certs"] = self.ca_certs
-        return Elasticsearch(self.url, **options)
+        return Elasticsearch(self.nodes, **options)
 
 
 class ElasticsearchStore(Store):
@@ -369,7 +383,10 @@ class ElasticsearchStore(Store):
 
     def _live_indices(self) -> list[str]:
         """The indices the alias points at (none before the first publish); refused if `name` is an index."""
-        resolved = self._call(self._client.indices.resolve_index, name=self.name)
+        try:
+            resolved = self._call(self._client.indices.resolve_index, name=self.name)
+        except IndexNotFoundError:
+            return []
         if resolved["indices"]:
             raise BackendError(
                 f"{self.name!r} at {self.connection.url} is an index, not an alias: delete or rename it first"

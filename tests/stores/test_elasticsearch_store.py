@@ -253,6 +253,22 @@ def test_credentials_inside_the_url_work(elasticsearch_node: ElasticsearchNode, 
         assert opened.stats().documents == 0
 
 
+def test_several_nodes_fail_over_to_one_that_answers(
+    elasticsearch_node: ElasticsearchNode, store: ElasticsearchStore
+) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{probe.getsockname()[1]}"  # closed below, so nothing listens there
+    live = elasticsearch_node.url.replace("http://", f"http://elastic:{elasticsearch_node.password}@")
+    connection = ElasticsearchConnection(f"{dead}, {live}")
+    assert connection.url == f"{dead},{elasticsearch_node.url}" and elasticsearch_node.password not in repr(connection)
+    for _ in range(3):  # whichever node the client tries first
+        with ElasticsearchStore.open(connection, store.name, max_retries=0) as opened:
+            assert opened.stats().documents == 0
+    with pytest.raises(BackendError, match="mix http and https"):
+        ElasticsearchConnection(f"{dead},https://127.0.0.1:9200")
+
+
 def test_unreachable_url_is_a_backend_error() -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -331,6 +347,15 @@ def test_an_interrupted_stage_is_resumed_and_one_with_other_settings_discarded(
     assert sorted(client.indices.get(index=f"{store.name}-*")) == [other.index]
     assert [h.doc_id for h in store.keyword_search("text", 10)] == ["other"]
     other.close()
+
+
+def test_a_first_index_can_be_staged_and_published(connection: ElasticsearchConnection, index_name: str) -> None:
+    staged = ElasticsearchStore.stage(connection, index_name, settings())
+    staged.write([encoded("a", ["alpha"], 1)])
+    assert staged.publish() == []
+    staged.close()
+    with ElasticsearchStore.open(connection, index_name) as opened:
+        assert opened.index == staged.index and set(opened.stored_documents()) == {"a"}
 
 
 def test_a_missing_or_unusable_ca_certificate_is_one_clear_error(
