@@ -26,6 +26,7 @@ DEFAULT_PORT = 8000
               help="A reranker folder instead of the index's own (bertsearch reranker use).")
 @click.option("--rerank-depth", type=click.IntRange(1, 1000), default=None,
               help="First-stage hits to rerank [default: as recorded, else 20].")
+@click.option("--force", is_flag=True, help="Use the reranker even if its check says it does not help.")
 @click.option("--api-key", envvar="BERTSEARCH_API_KEY",
               help="Require this key (Authorization: Bearer KEY, or X-API-Key) for writes [env BERTSEARCH_API_KEY].")
 @click.option("--protect-reads", is_flag=True, help="Require the API key for searches and reads too.")
@@ -34,7 +35,7 @@ DEFAULT_PORT = 8000
 @click.option("--search-timeout", type=click.FloatRange(0.1, 600), default=10.0, show_default=True,
               help="Seconds a request may wait for the model before it is answered 503.")
 def serve(index_dir: Path | None, host: str, port: int, reranker_path: Path | None, rerank_depth: int | None,
-          api_key: str | None, protect_reads: bool, query_log: str | None, search_timeout: float,
+          force: bool, api_key: str | None, protect_reads: bool, query_log: str | None, search_timeout: float,
           **backend: object) -> None:
     """Serve the index over HTTP: the API (schema at /openapi.json), a search page at /, stats at /stats.
 
@@ -53,6 +54,7 @@ def serve(index_dir: Path | None, host: str, port: int, reranker_path: Path | No
             location=location_from(index_dir, pop_backend_args(backend)),
             reranker_path=reranker_path,
             rerank_depth=rerank_depth,
+            force_reranker=force,
             query_log=query_log_mode(query_log),
             search_timeout=search_timeout,
             api_key=api_key,

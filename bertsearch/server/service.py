@@ -29,6 +29,7 @@ class ServiceSettings:
     location: StoreLocation
     reranker_path: Path | None = None
     rerank_depth: int | None = None
+    force_reranker: bool = False
     query_log: str = "on"
     search_timeout: float = 10.0
     write_timeout: float = 600.0
@@ -49,7 +50,7 @@ class SearchService:
         self.settings = settings
         self.location = settings.location
         loaded = open_searcher(settings.location, reranker_path=settings.reranker_path,
-                               rerank_depth=settings.rerank_depth)
+                               force_reranker=settings.force_reranker, rerank_depth=settings.rerank_depth)
         self.store = loaded.store
         try:
             encoder = loaded.encoder  # loads and checks the model now, not on the first request

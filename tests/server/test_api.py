@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import shutil
 import signal
 import sqlite3
 import uuid
@@ -14,6 +15,7 @@ import pytest
 
 from bertsearch.querylog import QUERY_LOG_DATABASE
 from bertsearch.server.schemas import MAX_BODY_BYTES, MAX_EMBEDDING_TEXTS, MAX_K
+from tests.helpers import run_bertsearch
 from tests.server.conftest import API_KEY, RunningServer, scifact_queries, start_server, stop_server
 
 pytestmark = pytest.mark.slow
@@ -234,22 +236,47 @@ def test_pages_are_served(server: RunningServer) -> None:
         assert answer.status == 200, path
 
 
-def test_protected_reads_hashed_log_and_clean_shutdown(server_index: Path, tmp_path: Path) -> None:
-    import shutil
+@pytest.fixture(scope="module")
+def tiny_reranker(server_index: Path, scifact_slice: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A reranker trained for a few steps: enough to exercise reranking, not to help (so it is forced)."""
+    output = tmp_path_factory.mktemp("reranker") / "model"
+    trained = run_bertsearch("train-reranker", "--index-dir", server_index, "--queries", scifact_slice / "queries.jsonl",
+                             "--qrels", scifact_slice / "qrels" / "test.tsv", "--output", output, "--max-steps", "2",
+                             "--max-length", "64", "--negatives", "3", "--groups-per-step", "2",
+                             "--validation-queries", "2")
+    assert trained.returncode == 0, trained.stderr
+    return output
 
+
+def test_protected_reads_reranking_hashed_log_and_clean_shutdown(server_index: Path, tiny_reranker: Path,
+                                                                  tmp_path: Path) -> None:
     index_dir = tmp_path / "idx"
     shutil.copytree(server_index, index_dir, ignore=shutil.ignore_patterns("querylog", "write.lock"))
-    protected = start_server(index_dir, "--api-key", API_KEY, "--protect-reads", "--query-log", "hashed")
+    protected = start_server(index_dir, "--api-key", API_KEY, "--protect-reads", "--query-log", "hashed",
+                             "--reranker", str(tiny_reranker), "--force", "--rerank-depth", "10")
+    key = {"X-API-Key": API_KEY}
     try:
         assert protected.search("vitamin D").status == 401
         assert protected.request("GET", "/api/documents/anything").status == 401
+        assert protected.request("GET", "/api/stats").status == 401
         assert protected.request("GET", "/api/health").status == 200
-        answer = protected.request("POST", "/api/search", {"query": "Vitamin  D"}, headers={"X-API-Key": API_KEY})
-        assert answer.status == 200 and answer.body["hits"]
+        assert protected.request("GET", "/api/ready", headers=key).body["reranker"] == str(tiny_reranker.resolve())
+        reranked = protected.request("POST", "/api/search", {"query": "Vitamin  D", "k": 5}, headers=key).body
+        assert reranked["reranked"] is True and "rerank" in reranked["timings_ms"] and len(reranked["hits"]) == 5
+        for hit in reranked["hits"]:
+            assert hit["rerank_score"] == hit["scores"]["rerank"]
+            assert hit["retrieval_score"] == hit["scores"]["first_stage"]
+        plain = protected.request("POST", "/api/search", {"query": "vitamin D", "rerank": False}, headers=key).body
+        assert plain["reranked"] is False and all(hit["rerank_score"] is None for hit in plain["hits"])
+        stats = protected.request("GET", "/api/stats", headers=key).body
+        assert stats["rerank"]["queries"] == 1 and stats["rerank"]["p50_ms"] > 0
     finally:
         # uvicorn shuts down cleanly on SIGTERM, then exits by the same signal.
         assert stop_server(protected) in (0, -signal.SIGTERM)
         assert "Traceback" not in protected.log.read_text()
     with sqlite3.connect(index_dir / QUERY_LOG_DATABASE) as db:
-        logged = [row[0] for row in db.execute("SELECT query FROM query_events WHERE origin = 'server'")]
-    assert logged and all(q.startswith("sha256:") for q in logged) and "vitamin" not in "".join(logged).lower()
+        logged = db.execute("SELECT query, reranked, rerank_top_first_stage_rank FROM query_events").fetchall()
+    assert len(logged) == 2 and all(q.startswith("sha256:") for q, _, _ in logged)
+    assert "vitamin" not in "".join(q for q, _, _ in logged).lower()
+    assert logged[0][0] == logged[1][0]  # the same query, however written, has the same digest
+    assert logged[0][1] == 1 and logged[0][2] >= 1 and logged[1][1:] == (0, None)
