@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import bisect
+import functools
 import re
 
 # Words too common to help rank or highlight; dropping them also keeps FTS5 OR-queries fast on large indexes.
@@ -22,6 +24,7 @@ def query_terms(query: str) -> list[str]:
     return content or words
 
 
+@functools.lru_cache(maxsize=1 << 16)  # a server highlights the same few thousand words over and over
 def light_stem(word: str) -> str:
     """`word` lower-cased without one common suffix, keeping at least three letters."""
     word = word.lower()
@@ -43,10 +46,12 @@ def snippet(text: str, terms: list[str], width: int = 320) -> str:
     if len(text) <= width:
         return text
     spans = highlight_spans(text, terms)
+    # Spans are disjoint and in order, so their starts and their ends are both sorted.
+    starts, ends = [s for s, _ in spans], [e for _, e in spans]
     best_start, best_count = 0, -1
     for start, _ in spans or [(0, 0)]:
         window_start = max(0, start - width // 4)
-        count = sum(1 for s, e in spans if s >= window_start and e <= window_start + width)
+        count = bisect.bisect_right(ends, window_start + width) - bisect.bisect_left(starts, window_start)
         if count > best_count:
             best_start, best_count = window_start, count
     end = min(len(text), best_start + width)

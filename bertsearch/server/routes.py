@@ -41,7 +41,8 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 DocumentId = Annotated[str, Path(min_length=1, max_length=MAX_ID_CHARS)]
 
 
-def service(request: Request) -> SearchService:
+# Dependencies are coroutines: they never block, and a plain function would cost each request a thread hop.
+async def service(request: Request) -> SearchService:
     return request.app.state.service
 
 
@@ -56,11 +57,11 @@ def _require_key(request: Request, needed: bool) -> None:
         raise HTTPException(401, "a valid API key is required", headers={"WWW-Authenticate": "Bearer"})
 
 
-def reader(request: Request) -> None:
+async def reader(request: Request) -> None:
     _require_key(request, request.app.state.service.settings.protect_reads)
 
 
-def writer(request: Request) -> None:
+async def writer(request: Request) -> None:
     _require_key(request, True)
 
 
