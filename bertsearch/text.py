@@ -36,8 +36,18 @@ def light_stem(word: str) -> str:
 
 def highlight_spans(text: str, terms: list[str]) -> list[tuple[int, int]]:
     """Character spans of the words in `text` that match a query term up to a common suffix."""
-    stems = {light_stem(term) for term in terms if term not in STOPWORDS}
-    return [match.span() for match in _WORD.finditer(text) if light_stem(match.group()) in stems]
+    stems = frozenset(light_stem(term) for term in terms if term not in STOPWORDS)
+    if not stems:
+        return []
+    # A word's stem is a prefix of the word, so the regex engine can skip every word that starts otherwise.
+    candidates = _words_starting_with(stems)
+    return [match.span() for match in candidates.finditer(text) if light_stem(match.group()) in stems]
+
+
+@functools.lru_cache(maxsize=256)
+def _words_starting_with(prefixes: frozenset[str]) -> re.Pattern[str]:
+    alternatives = "|".join(re.escape(prefix) for prefix in sorted(prefixes, key=len, reverse=True))
+    return re.compile(rf"(?<!\w)(?:{alternatives})\w*", re.IGNORECASE | re.UNICODE)
 
 
 def snippet(text: str, terms: list[str], width: int = 320) -> str:
