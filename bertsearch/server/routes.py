@@ -155,6 +155,11 @@ def _write(svc: SearchService, documents: list[DocumentIn]) -> WriteResponse:
     summary = svc.put_documents([
         Document(doc_id=d.doc_id, text=d.text, title=d.title, source=d.source, metadata=d.metadata) for d in documents
     ])
+    accounted = (summary.documents_added + summary.documents_updated + summary.documents_unchanged
+                 + summary.documents_skipped)
+    if accounted < len(documents):  # the store refused some: never answer "durable" for them
+        raise HTTPException(503, f"{len(documents) - accounted} of {len(documents)} documents were not stored; "
+                                 "retry the request")
     return WriteResponse(
         added=summary.documents_added,
         updated=summary.documents_updated,
