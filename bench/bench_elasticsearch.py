@@ -1,26 +1,31 @@
 """Elasticsearch dense retrieval: HNSW kNN latency against exact scans, and bulk indexing throughput.
 
 Usage:
-    python bench/bench_elasticsearch.py [--sizes 5000,100000] [--queries 200]
+    python bench/bench_elasticsearch.py [--synthetic-sizes 100000] [--queries 200] [--no-scifact]
 
 Starts its own node with scripts/elasticsearch (stopped at the end), prints one JSON object and writes
 bench/results/elasticsearch.json. Every ratio compares numbers measured in the same run on the same node.
 
-- `hnsw`: the kNN request ElasticsearchStore.dense_search sends (k=10, num_candidates=100), on an index the
-  store built and filled through `ElasticsearchStore.write` in the indexer's batches. Like every timed
-  request here it fetches ids only, no _source.
+Two corpora: SciFact (../shared/datasets/scifact: its 5,183 abstracts chunked and encoded by the default model
+as `bertsearch index` would, queried with its 300 test queries; the encoding is not timed), and synthetic
+unit vectors around 1,000 random centres in 384 dimensions (the default model's), which cluster as sentence
+embeddings do, queried with corpus vectors plus noise so each query has true near neighbours.
+
+- `hnsw`, `int8_hnsw`: the kNN request ElasticsearchStore.dense_search sends (k=10, num_candidates=100), on
+  indices the store built and filled through `ElasticsearchStore.write` in the indexer's batches (which is
+  what the indexing throughput measures: bulk requests with text, metadata and vectors, stale-passage lookups,
+  refreshes and the count check). Like every timed request here it fetches ids only, no _source.
 - `script_score`: the original Elasticsearch+BERT demos' exact search, a `script_score` query computing
-  `cosineSimilarity` for every document. It needs the painless module, which the integ-test distribution lacks:
-  the benchmark tries it and records the error, and times it only where it works.
+  `cosineSimilarity` for every document. It needs the painless module, which the integ-test distribution lacks
+  (and which is not published on Maven Central): the benchmark tries it and records the error, and times it
+  only where it works.
 - `flat_exact`: the exact search that does work there, the same kNN request on a `flat` dense_vector index,
   which scans every vector in Lucene's vectorised code rather than running a script per document (so
-  likely faster than script_score would be).
-- `numpy_exact`: a matrix-vector product over all vectors in this process, the floor of an exact scan.
+  likely faster than script_score would be). Filled with the bare bulk helper (vectors only).
+- `numpy_exact`: a matrix-vector product over all vectors in this process, the floor of an exact scan, and the
+  truth for recall@10.
 
-Vectors are synthetic: unit vectors around 1,000 random centres in 384 dimensions (the default model's), which
-cluster as sentence embeddings do; queries are corpus vectors plus noise, so each has true near neighbours.
-Passage text is a few words, so throughput measures vectors, not text analysis. Both indices are
-force-merged to one segment before timing, as a settled index would be.
+Every index is force-merged to one segment before timing, as a settled index would be.
 """
 
 from __future__ import annotations
@@ -38,7 +43,11 @@ from typing import Any
 import numpy as np
 from elasticsearch import ApiError, Elasticsearch, helpers
 
-from bertsearch.indexer.pipeline import WRITE_BATCH_PASSAGES
+from bertsearch.evaluation import load_beir
+from bertsearch.indexer.chunking import chunk_document
+from bertsearch.indexer.pipeline import WRITE_BATCH_PASSAGES, content_hash
+from bertsearch.indexer.readers import iter_documents
+from bertsearch.models import Encoder
 from bertsearch.settings import ChunkingSettings, IndexSettings
 from bertsearch.stores.base import EncodedDocument
 from bertsearch.stores.elasticsearch import ElasticsearchConnection, ElasticsearchStore
@@ -47,6 +56,8 @@ from bertsearch.types import Document, Passage
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 SCRIPT = ROOT / "scripts" / "elasticsearch"
+SCIFACT = ROOT.parent / "shared" / "datasets" / "scifact"
+STORE_VECTOR_INDICES = ("hnsw", "int8_hnsw")
 DIMS = 384
 K = 10
 NUM_CANDIDATES = 100  # what ElasticsearchStore.dense_search asks for when k=10
@@ -63,7 +74,13 @@ def clustered_unit_vectors(rng: np.random.Generator, count: int, centres: np.nda
     return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
 
 
-def encoded_documents(vectors: np.ndarray) -> list[EncodedDocument]:
+def synthetic_corpus(rng: np.random.Generator, size: int, queries: int) -> tuple[list[EncodedDocument], np.ndarray]:
+    """`size` passages of a few words, two to a document, with clustered vectors; and query vectors."""
+    centres = rng.normal(size=(CENTRES, DIMS)).astype(np.float32)
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    vectors = clustered_unit_vectors(rng, size, centres)
+    picked = vectors[rng.integers(size, size=queries + WARM_UP)]
+    query_vectors = clustered_unit_vectors(rng, len(picked), picked)  # near a corpus vector, as a real query is
     documents = []
     for start in range(0, len(vectors), PASSAGES_PER_DOCUMENT):
         doc_id = f"d{start // PASSAGES_PER_DOCUMENT}"
@@ -71,19 +88,43 @@ def encoded_documents(vectors: np.ndarray) -> list[EncodedDocument]:
         passages = [Passage(doc_id, i, f"passage {i} of {doc_id}") for i in range(len(rows))]
         document = Document(doc_id, " ".join(p.text for p in passages), source=f"/bench/{doc_id}")
         documents.append(EncodedDocument(document, doc_id, passages, rows))
-    return documents
+    return documents, query_vectors
+
+
+def scifact_corpus(folder: Path, queries: int) -> tuple[list[EncodedDocument], np.ndarray]:
+    """SciFact's abstracts chunked and encoded as the indexer does, and its test queries encoded as a search does
+    (the first WARM_UP repeated to warm up, so every test query is timed when `queries` allows)."""
+    dataset = load_beir(folder)
+    encoder = Encoder()
+    chunking = ChunkingSettings()
+    documents = [d for d in iter_documents([dataset.corpus_path]) if isinstance(d, Document)]
+    chunked = [chunk_document(d, encoder.tokenizer, chunking.max_tokens, chunking.overlap_tokens) for d in documents]
+    vectors = encoder.encode([passage.encoder_input() for passages in chunked for passage in passages])
+    encoded, offset = [], 0
+    for document, passages in zip(documents, chunked):
+        encoded.append(EncodedDocument(document, content_hash(document), passages, vectors[offset : offset + len(passages)]))
+        offset += len(passages)
+    texts = list(dataset.queries.values())[:queries]
+    query_vectors = np.stack([encoder.encode_query(text) for text in texts[:WARM_UP] + texts])
+    return encoded, query_vectors
 
 
 def fill_store(store: ElasticsearchStore, documents: list[EncodedDocument]) -> float:
-    """Passages per second through `ElasticsearchStore.write`, in the indexer's batch size."""
+    """Passages per second stored as the indexer stores them: batches of its size, each written and then
+    checked against the store's passage counts."""
+
+    def write(batch: list[EncodedDocument]) -> None:
+        store.write(batch)
+        store.passage_counts([d.document.doc_id for d in batch])
+
     started = time.perf_counter()
     batch: list[EncodedDocument] = []
     for document in documents:
         batch.append(document)
-        if len(batch) * PASSAGES_PER_DOCUMENT >= WRITE_BATCH_PASSAGES:
-            store.write(batch)
+        if sum(len(d.passages) for d in batch) >= WRITE_BATCH_PASSAGES:
+            write(batch)
             batch = []
-    store.write(batch)
+    write(batch)
     return sum(len(d.passages) for d in documents) / (time.perf_counter() - started)
 
 
@@ -154,31 +195,29 @@ def recall(found: list[list[str]], truth: list[list[str]]) -> float:
     return round(float(np.mean([len(set(f) & set(t)) / K for f, t in zip(found, truth)])), 4)
 
 
-def bench_size(client: Elasticsearch, connection: ElasticsearchConnection, size: int, queries: int,
-               rng: np.random.Generator) -> dict[str, Any]:
-    centres = rng.normal(size=(CENTRES, DIMS)).astype(np.float32)
-    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
-    vectors = clustered_unit_vectors(rng, size, centres)
-    picked = vectors[rng.integers(size, size=queries + WARM_UP)]
-    query_vectors = clustered_unit_vectors(rng, len(picked), picked)  # near a corpus vector, as a real query is
-
-    settings = IndexSettings("synthetic", "synthetic", DIMS, ChunkingSettings(), backend="elasticsearch")
-    store = ElasticsearchStore.create(connection, f"bench-hnsw-{size}", settings)
-    store_rate = fill_store(store, encoded_documents(vectors))
-    flat_index = f"bench-flat-{size}"
-    flat_rate = fill_flat_index(client, flat_index, vectors)
-    indices = {"hnsw": store.index, "flat": flat_index}
-    merge_seconds = {name: round(force_merge(client, index), 1) for name, index in indices.items()}
-
-    # Passage ids `d<doc>#<position>` back to the row number the other indices use.
-    def row(passage_id: str) -> str:
-        doc, _, position = passage_id.partition("#")
-        return str(int(doc[1:]) * PASSAGES_PER_DOCUMENT + int(position))
+def bench_corpus(client: Elasticsearch, connection: ElasticsearchConnection, name: str,
+                 documents: list[EncodedDocument], query_vectors: np.ndarray) -> dict[str, Any]:
+    """Fill one index per method with `documents`, then time every method on the same queries."""
+    vectors = np.concatenate([np.asarray(d.vectors, dtype=np.float32) for d in documents if len(d.passages)])
+    # Passage ids `<doc_id>#<position>` to the row numbers the flat index and numpy use.
+    rows = {p.passage_id: str(i) for i, p in enumerate(p for d in documents for p in d.passages)}
+    stores: dict[str, ElasticsearchStore] = {}
+    rates: dict[str, int] = {}
+    for kind in STORE_VECTOR_INDICES:
+        settings = IndexSettings(name, name, DIMS, ChunkingSettings(), backend="elasticsearch",
+                                 backend_options={"vector_index_type": kind})
+        stores[kind] = ElasticsearchStore.create(connection, f"bench-{name}-{kind.replace('_', '-')}", settings)
+        rates[f"bertsearch_store_{kind}"] = round(fill_store(stores[kind], documents))
+    flat_index = f"bench-{name}-flat"
+    rates["bulk_flat_vectors_only"] = round(fill_flat_index(client, flat_index, vectors))
+    indices = {kind: store.index for kind, store in stores.items()} | {"flat": flat_index}
+    merge_seconds = {kind: round(force_merge(client, index), 1) for kind, index in indices.items()}
 
     latency: dict[str, dict[str, Any]] = {}
     found: dict[str, list[list[str]]] = {}
     latency["numpy_exact"], truth = timed(numpy_search(vectors), query_vectors)
-    latency["hnsw"], found["hnsw"] = timed(es_search(client, store.index, knn_body, row), query_vectors)
+    for kind, store in stores.items():
+        latency[kind], found[kind] = timed(es_search(client, store.index, knn_body, rows.__getitem__), query_vectors)
     latency["flat_exact"], found["flat_exact"] = timed(es_search(client, flat_index, knn_body), query_vectors)
     try:
         latency["script_score"], found["script_score"] = timed(
@@ -186,23 +225,26 @@ def bench_size(client: Elasticsearch, connection: ElasticsearchConnection, size:
         )
     except ApiError as exc:
         latency["script_score"] = {"unavailable": _reason(exc)}
-    store.close()
+    for store in stores.values():
+        store.close()
     for index in indices.values():
         client.indices.delete(index=index)
 
     ratios = {
-        f"{name}_over_hnsw_{stat}": round(latency[name][stat] / latency["hnsw"][stat], 2)
-        for name in ("flat_exact", "script_score", "numpy_exact")
+        f"{method}_over_hnsw_{stat}": round(latency[method][stat] / latency["hnsw"][stat], 2)
+        for method in ("script_score", "flat_exact", "int8_hnsw", "numpy_exact")
         for stat in ("p50_ms", "p95_ms")
-        if stat in latency[name]
+        if stat in latency[method]
     }
     return {
-        "passages": size,
-        "indexing_passages_per_s": {"bertsearch_store_hnsw": round(store_rate), "bulk_flat": round(flat_rate)},
+        "corpus": name,
+        "documents": len(documents),
+        "passages": len(vectors),
+        "indexing_passages_per_s": rates,
         "force_merge_s": merge_seconds,
         "latency_ms": latency,
         "ratios": ratios,
-        "recall_at_10": {name: recall(ids, truth) for name, ids in found.items()},
+        "recall_at_10": {method: recall(ids, truth) for method, ids in found.items()},
     }
 
 
@@ -219,10 +261,15 @@ def start_node(directory: Path) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", default="5000,100000", help="comma-separated passage counts")
-    parser.add_argument("--queries", type=int, default=200, help="timed queries per method and size")
+    parser.add_argument("--synthetic-sizes", default="100000", help="comma-separated passage counts ('' for none)")
+    parser.add_argument("--queries", type=int, default=300, help="timed queries per method and corpus")
+    parser.add_argument("--scifact", type=Path, default=SCIFACT, help="SciFact in BEIR format")
+    parser.add_argument("--no-scifact", action="store_true", help="synthetic corpora only")
     args = parser.parse_args()
-    sizes = [int(size) for size in args.sizes.split(",")]
+    sizes = [int(size) for size in args.synthetic_sizes.split(",") if size]
+    rng = np.random.default_rng(0)
+    corpora = [] if args.no_scifact else [("scifact", *scifact_corpus(args.scifact, args.queries))]
+    corpora += [(f"synthetic{size}", *synthetic_corpus(rng, size, args.queries)) for size in sizes]
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bertsearch-bench-es-") as scratch:
         node_dir = Path(scratch) / "node"
@@ -230,7 +277,6 @@ def main() -> None:
             node = start_node(node_dir)
             connection = ElasticsearchConnection(node["url"], username=node["username"], password=node["password"])
             client = connection.client().options(request_timeout=120)
-            rng = np.random.default_rng(0)
             report: dict[str, Any] = {
                 "elasticsearch": f"{node['version']} (integ-test distribution, heap 1 GB)",
                 "cpu_threads": os.cpu_count(),
@@ -238,7 +284,8 @@ def main() -> None:
                 "k": K,
                 "num_candidates": NUM_CANDIDATES,
                 "queries": args.queries,
-                "sizes": [bench_size(client, connection, size, args.queries, rng) for size in sizes],
+                "corpora": [bench_corpus(client, connection, name, documents, queries)
+                            for name, documents, queries in corpora],
             }
         finally:
             subprocess.run([str(SCRIPT), "stop", "--dir", str(node_dir)], check=False, stdout=subprocess.DEVNULL)
