@@ -136,7 +136,8 @@ class Indexer:
         ones are skipped by content hash, the rest chunked, encoded and written in crash-safe batches.
 
         Only these documents' stored versions are read, so the cost does not grow with the index. A document id
-        given twice is skipped the second time, as a duplicate file record is.
+        given twice is skipped the second time, as a duplicate file record is. If the store did not store some
+        of them (the others are stored), PartialWriteError names them: a caller cannot miss it.
         """
         started = time.perf_counter()
         summary = IndexSummary()
@@ -153,6 +154,12 @@ class Indexer:
                 previous[doc_id] = content_hash(stored)
         self._index_new_and_changed(unique.values(), previous.get, summary)
         summary.seconds = round(time.perf_counter() - started, 3)
+        if summary.failed:
+            failures = {entry["doc_id"]: entry["reason"] for entry in summary.failed}
+            first = summary.failed[0]
+            raise PartialWriteError(
+                f"{len(failures)} document(s) not stored, first {first['doc_id']!r}: {first['reason']}", failures
+            )
         return summary
 
     def _index_new_and_changed(

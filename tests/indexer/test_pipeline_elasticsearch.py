@@ -1,5 +1,5 @@
 """The indexing pipeline on a real Elasticsearch node: documents the cluster does not store are reported, never
-silently lost, and the next run writes them."""
+silently lost, and the next run writes them; a caller handing documents over gets an error naming them."""
 
 from __future__ import annotations
 
@@ -10,11 +10,13 @@ from typing import TYPE_CHECKING, Sequence
 
 import pytest
 
+from bertsearch.errors import PartialWriteError
 from bertsearch.indexer.pipeline import Indexer, open_index_for_writing
 from bertsearch.indexer.progress import NullProgress
 from bertsearch.stores import StoreLocation
 from bertsearch.stores.base import EncodedDocument
 from bertsearch.stores.elasticsearch import ElasticsearchConnection, ElasticsearchStore
+from bertsearch.types import Document
 
 if TYPE_CHECKING:
     from tests.conftest import ElasticsearchNode
@@ -91,3 +93,14 @@ def test_passages_lost_after_an_acknowledged_write_are_found_by_the_count_check(
         retried = Indexer(store, encoder, chunking).index([corpus])
         assert (retried.documents_added, retried.documents_unchanged) == (1, 2)
         assert store.passage_counts(["r0", "r1", "r2"]) == {"r0": 1, "r1": 1, "r2": 1}
+
+
+def test_documents_given_by_a_caller_that_the_cluster_refuses_raise_naming_them(location: StoreLocation) -> None:
+    store, encoder, chunking = open_index_for_writing(location)
+    documents = [Document("kept", "Jupiter is the largest planet."),
+                 Document("refused", "Tomatoes need sun.", metadata={"score": float("nan")})]
+    with store:
+        with pytest.raises(PartialWriteError, match="1 document.*'refused'.*NaN") as caught:
+            Indexer(store, encoder, chunking).index_documents(documents)
+        assert list(caught.value.failures) == ["refused"]
+        assert set(store.stored_documents()) == {"kept"}

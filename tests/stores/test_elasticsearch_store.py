@@ -3,6 +3,7 @@ index layout and staged rebuilds."""
 
 from __future__ import annotations
 
+import base64
 import socket
 import uuid
 import warnings
@@ -243,6 +244,19 @@ def test_bad_credentials_are_a_backend_error_without_the_password(
         with pytest.raises(BackendError, match="401") as caught:
             ElasticsearchStore.open(connection, store.name, max_retries=0)
         assert wrong not in str(caught.value) and wrong not in repr(caught.value)
+
+
+def test_an_unknown_api_key_is_rejected_without_being_printed(
+    elasticsearch_node: ElasticsearchNode, store: ElasticsearchStore
+) -> None:
+    """The integ-test node cannot issue API keys (its security index needs analysis-common), so this checks the
+    API-key path up to the cluster's refusal."""
+    key = base64.b64encode(f"{uuid.uuid4().hex}:{uuid.uuid4().hex}".encode()).decode()
+    connection = ElasticsearchConnection(elasticsearch_node.url, api_key=key)
+    assert key not in repr(connection)
+    with pytest.raises(BackendError, match="rejected the credentials") as rejected:
+        ElasticsearchStore.open(connection, store.name, max_retries=0)
+    assert key not in str(rejected.value)
 
 
 def test_credentials_inside_the_url_work(elasticsearch_node: ElasticsearchNode, store: ElasticsearchStore) -> None:
