@@ -5,6 +5,12 @@ from __future__ import annotations
 import bisect
 import functools
 import re
+import sqlite3
+from typing import Sequence
+
+# How the embedded store's FTS5 index tokenizes: Unicode words, diacritics removed, lower-cased, Porter-stemmed.
+# The Elasticsearch store indexes and queries the terms it makes too, so BM25 sees the same terms on both.
+FTS5_TOKENIZER = "porter unicode61 remove_diacritics 2"
 
 # Words too common to help rank or highlight; dropping them also keeps FTS5 OR-queries fast on large indexes.
 STOPWORDS = frozenset(
@@ -72,3 +78,24 @@ def snippet(text: str, terms: list[str], width: int = 320) -> str:
     cut = text.rfind(" ", best_start, end) if end < len(text) else end
     body = text[best_start : cut if cut > best_start else end]
     return ("…" if best_start > 0 else "") + body + ("…" if end < len(text) else "")
+
+
+def porter_terms(texts: Sequence[str]) -> list[str]:
+    """Each text as the space-separated terms FTS5_TOKENIZER makes of it, in order, by SQLite itself.
+
+    For a store whose own analyzers differ (Elasticsearch's, or none on a minimal node) to match the embedded
+    store's terms exactly.
+    """
+    if not texts:
+        return []
+    db = sqlite3.connect(":memory:")
+    try:
+        db.execute(f"CREATE VIRTUAL TABLE texts USING fts5(body, tokenize='{FTS5_TOKENIZER}')")
+        db.execute("CREATE VIRTUAL TABLE terms USING fts5vocab(texts, 'instance')")
+        db.executemany("INSERT INTO texts (rowid, body) VALUES (?, ?)", enumerate(texts))
+        words: list[list[str]] = [[] for _ in texts]
+        for row, term in db.execute("SELECT doc, term FROM terms ORDER BY doc, offset"):
+            words[row].append(term)
+        return [" ".join(terms) for terms in words]
+    finally:
+        db.close()

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from bertsearch.errors import IndexNotFoundError
+from bertsearch.errors import IndexMismatchError, IndexNotFoundError
 from bertsearch.models import Encoder, load_index_encoder
 from bertsearch.settings import ChunkingSettings, IndexSettings
 from bertsearch.stores import StoreLocation, check_stageable, open_store, publish_store, stage_store
@@ -62,7 +62,7 @@ def rebuild_settings(
     try:
         with open_store(location) as live:
             recorded: IndexSettings | None = live.settings
-    except IndexNotFoundError:
+    except (IndexNotFoundError, IndexMismatchError):  # none yet, or one this version cannot read: what rebuilds fix
         recorded = None
     if recorded is None:
         encoder = Encoder(model_path)

@@ -5,12 +5,18 @@ index, fill it, `publish`) swaps in atomically while searches keep running. A st
 published (the rebuild was killed) is resumed by the next `stage` with the same settings and deleted by one
 with other settings. The index holds two kinds of Elasticsearch documents:
 
-- one per passage, `_id` = `<doc_id>#<position>`: title and text (BM25), source and metadata (filters), vector;
+- one per passage, `_id` = `<doc_id>#<position>`: title and text, their terms (BM25), source and metadata
+  (filters), vector;
 - one per document, `_id` = `<doc_id>#document`: the whole text, title, source, metadata and content hash,
   for `get_document` and `stored_documents`. It has no vector and no indexed text, so searches never see it,
   and a document with no passages is still remembered.
 
 (A doc_id too long for an `_id` is replaced there by its SHA-256; the `doc_id` field always holds the real one.)
+
+BM25 runs on terms bertsearch makes itself with the embedded store's tokenizer (SQLite FTS5, Porter-stemmed;
+see `bertsearch.text.porter_terms`), indexed with the `standard` analyzer, which leaves them as they are: the
+same terms on both backends and on every distribution, including the minimal integ-test one, which has no
+stemmer at all.
 
 The model fingerprint and chunking live in the mapping's `_meta`, and an index built otherwise is refused.
 
@@ -29,7 +35,7 @@ import time
 import urllib.parse
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterable, Sequence, TypeVar
+from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
 
 import numpy as np
 from elasticsearch import (
@@ -48,7 +54,7 @@ from bertsearch.errors import BackendError, BertsearchError, IndexMismatchError,
 from bertsearch.settings import IndexSettings
 from bertsearch.stores import VECTOR_INDEX_TYPES
 from bertsearch.stores.base import EncodedDocument, SearchFilter, Store, StoredDocument, StoreStats
-from bertsearch.text import query_terms
+from bertsearch.text import FTS5_TOKENIZER, porter_terms, query_terms
 from bertsearch.types import Document, PassageHit
 
 T = TypeVar("T")
@@ -173,16 +179,16 @@ class ElasticsearchStore(Store):
             if settings is None:
                 raise ValueError("a staged index needs settings")
             self.settings = settings
-            self.index, self.analyzer, self.resumed = self._stage_index(settings)
+            self.index, self.resumed = self._stage_index(settings)
             self._target = self.index
             return
         self._target = self.name
         try:
-            self.index, self.settings, self.analyzer = self._read_index(self.name)
+            self.index, self.settings = self._read_index(self.name)
         except IndexNotFoundError:
             if settings is None:
                 raise
-            self.index, self.analyzer = self._create_index(settings, alias=self.name)
+            self.index = self._create_index(settings, alias=self.name)
             self.settings = settings
         else:
             if settings is not None:
@@ -219,7 +225,7 @@ class ElasticsearchStore(Store):
         if self._target == self.name:
             return []
         # A concurrent rebuild may have deleted this index, and a write after that recreated it unmapped.
-        _, settings, _ = self._read_index(self.index)
+        _, settings = self._read_index(self.index)
         if not _same_build(settings, self.settings):
             raise BackendError(f"staged index {self.index!r} changed during the build; run the rebuild again")
         previous = self._live_indices()
@@ -254,7 +260,9 @@ class ElasticsearchStore(Store):
                     f"{item.document.doc_id}: {len(item.passages)} passages need as many {dims}-d vectors, got {shape}"
                 )
         stale = self._stale_passage_ids(batch)
-        failed = self._bulk([action for item in batch for action in _passage_actions(item)] + stale)
+        passages = [passage for item in batch for passage in item.passages]
+        terms = iter(zip(porter_terms([p.title for p in passages]), porter_terms([p.text for p in passages])))
+        failed = self._bulk([action for item in batch for action in _passage_actions(item, terms)] + stale)
         # Last, so a document counts as stored (by its hash) only once all its passages are.
         failed |= self._bulk([_document_action(item) for item in batch if item.document.doc_id not in failed])
         self._refresh()
@@ -299,12 +307,12 @@ class ElasticsearchStore(Store):
         return [_passage_hit(hit, 2.0 * hit["_score"] - 1.0) for hit in response["hits"]["hits"]]
 
     def keyword_search(self, query: str, k: int, filter: SearchFilter | None = None) -> list[PassageHit]:
-        terms = query_terms(query)
+        terms = porter_terms([" ".join(query_terms(query))])[0]
         if not terms or k <= 0:
             return []
         # combined_fields (BM25F) scores title and text as one field, adding up term counts and lengths, as
         # the embedded store's FTS5 bm25() does over its two columns; summing two per-field BM25s would not.
-        match = {"combined_fields": {"query": " ".join(terms), "fields": ["title", "text"]}}
+        match = {"combined_fields": {"query": terms, "fields": ["title_terms", "text_terms"]}}
         search = {"bool": {"must": [match], "filter": [{"term": {"kind": "passage"}}, *_filter_clauses(filter)]}}
         response = self._call(
             self._client.search, index=self._target, query=search, size=min(k, MAX_RESULTS), source=PASSAGE_FIELDS
@@ -361,7 +369,7 @@ class ElasticsearchStore(Store):
                 "url": self.connection.url,
                 "alias": self.name,
                 "index": self.index,
-                "analyzer": self.analyzer,
+                "text_analysis": f"{FTS5_TOKENIZER} (SQLite FTS5, by bertsearch)",
                 "vector_index": _vector_index_type(self.settings.backend_options),
                 "shards": self.settings.backend_options["shards"],
                 "replicas": self.settings.backend_options["replicas"],
@@ -371,15 +379,15 @@ class ElasticsearchStore(Store):
 
     # -- internals -------------------------------------------------------------------------------
 
-    def _read_index(self, name: str) -> tuple[str, IndexSettings, str]:
-        """The concrete index `name` is or points at, the settings recorded in its `_meta`, and its analyzer."""
+    def _read_index(self, name: str) -> tuple[str, IndexSettings]:
+        """The concrete index `name` is or points at, and the settings recorded in its `_meta`."""
         mappings = self._call(self._client.indices.get_mapping, index=name).body
         if len(mappings) != 1:
             raise BackendError(
                 f"{name!r} at {self.connection.url} points at several indices: {', '.join(sorted(mappings))}"
             )
         ((index, body),) = mappings.items()
-        return (index, *_recorded_settings(index, body.get("mappings", {})))
+        return index, _recorded_settings(index, body.get("mappings", {}))
 
     def _live_indices(self) -> list[str]:
         """The indices the alias points at (none before the first publish); refused if `name` is an index."""
@@ -393,48 +401,43 @@ class ElasticsearchStore(Store):
             )
         return sorted(index for alias in resolved["aliases"] for index in alias["indices"])
 
-    def _stage_index(self, settings: IndexSettings) -> tuple[str, str, bool]:
-        """A staged index for `settings`: an unpublished one built with them, else a new one. Returns the index,
-        its analyzer, and whether it was resumed. Unpublished indices built otherwise are deleted."""
+    def _stage_index(self, settings: IndexSettings) -> tuple[str, bool]:
+        """A staged index for `settings`: an unpublished one built with them, else a new one. Returns the index
+        and whether it was resumed. Unpublished indices built otherwise are deleted."""
         live = set(self._live_indices())
         own = re.compile(re.escape(self.name) + r"-\d{8}-\d{6}-\d{6}")
         mappings = self._call(self._client.indices.get_mapping, index=f"{self.name}-*").body
-        resumed: tuple[str, str] | None = None
+        resumed: str | None = None
         for index in sorted(mappings, reverse=True):  # newest first
             if index in live or not own.fullmatch(index):
                 continue
             try:
-                recorded, analyzer = _recorded_settings(index, mappings[index].get("mappings", {}))
+                recorded = _recorded_settings(index, mappings[index].get("mappings", {}))
             except IndexMismatchError:
                 continue  # not made by bertsearch: not ours to delete
             if resumed is None and _same_build(recorded, settings):
-                resumed = index, analyzer
+                resumed = index
             else:
                 self._call(self._client.indices.delete, index=index)
         if resumed is not None:
-            return (*resumed, True)
-        return (*self._create_index(settings, alias=None), False)
+            return resumed, True
+        return self._create_index(settings, alias=None), False
 
-    def _create_index(self, settings: IndexSettings, alias: str | None) -> tuple[str, str]:
-        """A new concrete index (behind `alias` if given) and its analyzer: `english` if the node has it."""
+    def _create_index(self, settings: IndexSettings, alias: str | None) -> str:
+        """A new concrete index, behind `alias` if given."""
         index = f"{self.name}-{datetime.now(timezone.utc):%Y%m%d-%H%M%S-%f}"
         layout = settings.backend_options
         replicas = {"auto_expand_replicas": "0-1"} if layout["replicas"] is None else {
             "number_of_replicas": layout["replicas"]
         }
-        body: dict[str, Any] = {
-            "settings": {"number_of_shards": layout["shards"], **replicas},
-            "aliases": {alias: {}} if alias is not None else {},
-        }
-        try:
-            self._call(self._client.indices.create, index=index, mappings=_mapping(settings, "english"), **body)
-            return index, "english"
-        except BackendError as exc:
-            # Distributions without the analysis-common module (e.g. integ-test-zip) lack `english`.
-            if "analyzer [english]" not in str(exc):
-                raise
-        self._call(self._client.indices.create, index=index, mappings=_mapping(settings, "standard"), **body)
-        return index, "standard"
+        self._call(
+            self._client.indices.create,
+            index=index,
+            mappings=_mapping(settings),
+            settings={"number_of_shards": layout["shards"], **replicas},
+            aliases={alias: {}} if alias is not None else {},
+        )
+        return index
 
     def _stale_passage_ids(self, batch: Sequence[EncodedDocument]) -> list[Action]:
         """Deletions of the passages stored beyond each document's new passage count, which the rewrite would
@@ -561,9 +564,9 @@ def with_layout_defaults(settings: IndexSettings) -> IndexSettings:
     return dataclasses.replace(settings, backend_options=layout)
 
 
-def _recorded_settings(index: str, mapping: dict[str, Any]) -> tuple[IndexSettings, str]:
+def _recorded_settings(index: str, mapping: dict[str, Any]) -> IndexSettings:
     """The settings in an index mapping's `_meta` (with layout defaults for indices made before they were
-    recorded) and its text analyzer; IndexMismatchError if bertsearch did not make it."""
+    recorded); IndexMismatchError if bertsearch did not make it, or an older version without term fields did."""
     recorded = mapping.get("_meta", {}).get("bertsearch")
     if recorded is None:
         raise IndexMismatchError(f"Elasticsearch index {index!r} was not made by bertsearch (no settings in its _meta)")
@@ -571,7 +574,11 @@ def _recorded_settings(index: str, mapping: dict[str, Any]) -> tuple[IndexSettin
         settings = with_layout_defaults(IndexSettings.from_json(recorded))
     except (TypeError, ValueError, BackendError) as exc:
         raise IndexMismatchError(f"unreadable bertsearch settings in the _meta of {index!r}: {exc}") from None
-    return settings, mapping.get("properties", {}).get("text", {}).get("analyzer", "standard")
+    if "text_terms" not in mapping.get("properties", {}):
+        raise IndexMismatchError(
+            f"Elasticsearch index {index!r} was built by an older bertsearch: rebuild it (bertsearch index PATH --rebuild)"
+        )
+    return settings
 
 
 def _same_build(first: IndexSettings, second: IndexSettings) -> bool:
@@ -583,20 +590,24 @@ def _same_build(first: IndexSettings, second: IndexSettings) -> bool:
     ) and all(first.backend_options.get(key) == second.backend_options.get(key) for key in LAYOUT_DEFAULTS)
 
 
-def _mapping(settings: IndexSettings, analyzer: str) -> dict[str, Any]:
+def _mapping(settings: IndexSettings) -> dict[str, Any]:
     """Strict mapping (a misspelt field fails loudly) with the index's settings in `_meta`."""
     stored_only = {"type": "text", "index": False}
     return {
         "dynamic": "strict",
         "_meta": {"bertsearch": settings.to_json()},
         # Vectors are never read back and would double the index on disk; rebuilding re-encodes from text.
-        "_source": {"excludes": ["vector"]},
+        # Terms are derived from title and text.
+        "_source": {"excludes": ["vector", "title_terms", "text_terms"]},
         "properties": {
             "kind": {"type": "keyword"},
             "doc_id": {"type": "keyword"},
             "position": {"type": "integer"},
-            "title": {"type": "text", "analyzer": analyzer},
-            "text": {"type": "text", "analyzer": analyzer},
+            "title": {"type": "text", "index": False},
+            "text": {"type": "text", "index": False},
+            # Already tokenized and stemmed (see porter_terms): `standard` only splits them at the spaces.
+            "title_terms": {"type": "text", "analyzer": "standard"},
+            "text_terms": {"type": "text", "analyzer": "standard"},
             "source": {"type": "keyword"},
             # Any keys, each filterable by exact value; long values stay in _source but are not indexed.
             "metadata": {"type": "flattened", "ignore_above": 1024},
@@ -623,7 +634,8 @@ def _vector_index_type(layout: dict[str, Any]) -> str:
     return kind
 
 
-def _passage_actions(item: EncodedDocument) -> list[Action]:
+def _passage_actions(item: EncodedDocument, terms: Iterator[tuple[str, str]]) -> list[Action]:
+    """Index actions for the passages of `item`; `terms` yields each passage's (title terms, text terms)."""
     document = item.document
     vectors = np.asarray(item.vectors, dtype=np.float32)
     return [
@@ -636,12 +648,14 @@ def _passage_actions(item: EncodedDocument) -> list[Action]:
                 "position": passage.position,
                 "title": passage.title,
                 "text": passage.text,
+                "title_terms": title_terms,
+                "text_terms": text_terms,
                 "source": document.source,
                 "metadata": document.metadata,
                 "vector": vectors[i].tolist(),
             },
         })
-        for i, passage in enumerate(item.passages)
+        for (i, passage), (title_terms, text_terms) in zip(enumerate(item.passages), terms)
     ]
 
 
