@@ -1,9 +1,14 @@
 """Reranking: a BERT cross-encoder reads query and passage together and rescores the first stage's top hits.
 
-The score head sits on MEAN-POOLED token states, the representation sentence-transformers weights were trained
-to produce: score = scale · cos(mean(query tokens), mean(passage tokens)) + bias, both pooled from one joint
-pass over "[CLS] query [SEP] passage [SEP]". Untrained, this is close to the bi-encoder's own similarity, so
-fine-tuning starts from a useful ranker instead of a random classifier on the [CLS] pooler.
+Input is BERT's sentence pair, "[CLS] query [SEP] passage [SEP]". The score head sits on MEAN-POOLED token
+states, the representation sentence-transformers weights were trained to produce: score = scale · cos(mean of
+the query segment's states, mean of the passage segment's states) + bias, both from one joint pass.
+
+Measured on SciFact (hybrid top 20, 300 listwise steps from all-MiniLM-L6-v2, test nDCG@10 with the blend
+chosen on held-out train queries; first stage 0.717): this head reached 0.705 alone and 0.746 blended. A
+variant that starts as the bi-encoder (segments encoded apart, cross-segment attention behind a learned
+bias that starts closed) scored 0.691 and 0.725: its segments never opened to each other, so it stayed a
+fine-tuned bi-encoder.
 
 A reranker folder holds the BERT weights, the tokenizer and `bertsearch-reranker.json` (the head, how it was
 trained, and the check against the first stage: the blend weight to use, and whether it helps at all).
@@ -224,6 +229,8 @@ class Reranker:
         # A forced reranker that was never checked (or lost) is used alone, as the user asked.
         self.weight = self.metadata.check.blend_weight if self.metadata.check and self.metadata.check.helps else 1.0
         self.cross_encoder = CrossEncoder(folder, self.metadata.max_length, runtime)
+        # Inference only: weights stored in the runtime's precision skip a cast per matmul.
+        self.cross_encoder.network.to(self.cross_encoder.runtime.dtype)
 
     def rerank(self, query: str, hits: Sequence[Hit]) -> list[Hit]:
         """`hits` (first-stage order) reordered; each keeps its first-stage scores and gains 'rerank' and 'blend'."""
@@ -273,6 +280,18 @@ def use_reranker(index_dir: Path, folder: Path, force: bool = False, depth: int 
     tmp.write_text(json.dumps(asdict(config), indent=2))
     os.replace(tmp, target)
     return metadata
+
+
+def configured_reranker(index_dir: Path, path: Path | None = None, force: bool = False,
+                        depth: int | None = None) -> tuple[Callable[[], Reranker] | None, int]:
+    """The reranker for queries on `index_dir` and how many hits it reranks: `path` if given, else the one
+    `bertsearch reranker use` recorded there (if any). Its check is enforced now, its weights load on first use."""
+    if path is not None:
+        return lazy_reranker(Path(path), force), depth or DEFAULT_RERANK_DEPTH
+    recorded = read_index_reranker(index_dir)
+    if recorded is None:
+        return None, depth or DEFAULT_RERANK_DEPTH
+    return lazy_reranker(Path(recorded.path), recorded.force or force), depth or recorded.depth
 
 
 def lazy_reranker(folder: Path, force: bool = False) -> Callable[[], Reranker]:

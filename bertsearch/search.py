@@ -10,7 +10,7 @@ from typing import Callable, Sequence
 from bertsearch.errors import InvalidQueryError
 from bertsearch.fusion import reciprocal_rank_fusion
 from bertsearch.models import Encoder, load_index_encoder
-from bertsearch.rerank import DEFAULT_RERANK_DEPTH, Reranker, lazy_reranker, read_index_reranker
+from bertsearch.rerank import DEFAULT_RERANK_DEPTH, Reranker, configured_reranker
 from bertsearch.stores import SearchFilter, Store, StoreLocation, open_store
 from bertsearch.types import Hit, PassageHit
 
@@ -211,16 +211,10 @@ def open_searcher(
     index_dir = location.index_dir if isinstance(location, StoreLocation) else Path(location)
     store = open_store(location)
     settings = store.settings
-    reranker = None
-    depth = rerank_depth
-    if reranker_path is not None:
-        reranker = lazy_reranker(Path(reranker_path), force_reranker)
-    elif (recorded := read_index_reranker(index_dir)) is not None:
-        reranker = lazy_reranker(Path(recorded.path), recorded.force or force_reranker)
-        depth = depth or recorded.depth
+    reranker, depth = configured_reranker(index_dir, reranker_path, force_reranker, rerank_depth)
     return Searcher(
         store,
         lambda: load_index_encoder(settings.model_path, settings.model_fingerprint, model_path),
         reranker,
-        depth or DEFAULT_RERANK_DEPTH,
+        depth,
     )

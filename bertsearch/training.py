@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import dataclasses
 import gzip
 import hashlib
 import json
@@ -15,6 +16,7 @@ import os
 import random
 import re
 import shutil
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -35,6 +37,8 @@ from bertsearch.rerank import (
     passage_text,
 )
 from bertsearch.search import Searcher
+from bertsearch.stores import create_store
+from bertsearch.types import Document
 
 BLEND_WEIGHTS = tuple(round(w * 0.05, 2) for w in range(21))
 # Hard negatives come from this deep in the first stage: deep enough for variety, shallow enough to be hard.
@@ -293,52 +297,103 @@ def judgments_data(searcher: Searcher, queries_path: Path, qrels_path: Path, con
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9])")
 
 
-def pseudo_query(title: str, text: str, rng: random.Random) -> tuple[str, str] | None:
-    """(pseudo-query, rest of the document), inverse-cloze style: the title or one sentence of the text."""
-    sentences = [s for s in _SENTENCE.split(text.strip()) if len(s.split()) >= 5]
-    use_title = len(title.split()) >= 3 and (len(sentences) < 3 or rng.random() < 0.5)
-    if use_title:
-        return title, text
+@dataclass(frozen=True)
+class PseudoQuery:
+    """A query made from a document, and that document without the words the query was taken from."""
+
+    query: str
+    doc_id: str
+    positive: Document
+
+    @property
+    def is_title(self) -> bool:
+        return not self.positive.title
+
+
+def pseudo_query(document: Document, rng: random.Random) -> PseudoQuery | None:
+    """Inverse cloze: the title (half the time, when it has 3+ words) or one sentence of 5+ words becomes the
+    query, and the document without it the positive, so the two share meaning but not the query's own words.
+    None for documents too short to leave a meaningful rest (fewer than 3 sentences, and no usable title)."""
+    sentences = [s for s in _SENTENCE.split(document.text.strip()) if len(s.split()) >= 5]
+    use_title = len(document.title.split()) >= 3 and (len(sentences) < 3 or rng.random() < 0.5)
+    if use_title and document.text.strip():
+        return PseudoQuery(document.title, document.doc_id, dataclasses.replace(document, title=""))
     if len(sentences) < 3:
         return None
     chosen = rng.randrange(len(sentences))
-    return sentences[chosen], " ".join(s for i, s in enumerate(sentences) if i != chosen)
+    rest = " ".join(s for i, s in enumerate(sentences) if i != chosen)
+    return PseudoQuery(sentences[chosen], document.doc_id, dataclasses.replace(document, text=rest))
+
+
+def _reader_text(title: str, text: str, title_is_query: bool) -> str:
+    """A passage as the reranker reads it; without titles in a group whose query is a title, so that a missing
+    title never marks the positive."""
+    return text if title_is_query else passage_text(title, text)
+
+
+def pseudo_query_validation(searcher: Searcher, held: Sequence[PseudoQuery],
+                            depth: int = DEFAULT_RERANK_DEPTH) -> list[ValidationQuery]:
+    """Held-out pseudo-queries with a first stage that has not seen them.
+
+    In the index, each source document still holds its query's sentence (or title), so retrieval finds it
+    trivially and would beat any reranker. The first stage here is the same hybrid search run over a
+    temporary index of the queries' candidate pools in which every source document is replaced by its
+    positive (the document without the query's words).
+    """
+    from bertsearch.indexer.pipeline import Indexer  # applications may use the indexer; the core may not
+
+    pool: dict[str, Document] = {}
+    for example in held:
+        for hit in _candidates(searcher, example.query[:1000], MINING_DEPTH):
+            if hit.doc_id not in pool and (document := searcher.store.get_document(hit.doc_id)) is not None:
+                pool[hit.doc_id] = document
+    pool.update({example.doc_id: example.positive for example in held})
+    settings = dataclasses.replace(searcher.store.settings, backend="embedded", backend_options={})
+    validation = []
+    with tempfile.TemporaryDirectory(prefix="bertsearch-validation-") as folder:
+        with create_store(Path(folder), settings) as store:
+            Indexer(store, searcher.encoder, settings.chunking).index_documents(list(pool.values()))
+            pool_searcher = Searcher(store, searcher.encoder)
+            for example in held:
+                hits = _candidates(pool_searcher, example.query[:1000], depth)
+                candidates = tuple((h.doc_id, _reader_text(h.title, h.passage, example.is_title)) for h in hits)
+                validation.append(ValidationQuery(example.query, candidates, {example.doc_id: 1}))
+    return validation
 
 
 def self_supervised_data(searcher: Searcher, config: TrainingConfig, max_documents: int = 2000,
                          validation: list[ValidationQuery] | None = None) -> TrainingData:
-    """Pseudo-queries from the indexed documents themselves; hard negatives from the index.
+    """Pseudo-queries from up to `max_documents` indexed documents, with hard negatives from the index.
 
-    Titles are left out of every passage here, since a title may be the query. Validation is on
-    `validation` (judged queries) if given, else on held-out pseudo-queries.
+    Validation is on `validation` (judged queries) if given, else on held-out pseudo-queries checked
+    against a first stage that has not seen them (`pseudo_query_validation`).
     """
     rng = random.Random(config.seed)
     doc_ids = sorted(searcher.store.stored_documents())
     if not doc_ids:
         raise TrainingDataError("the index holds no documents to train on")
     rng.shuffle(doc_ids)
-    groups: list[TrainingGroup] = []
-    held: list[ValidationQuery] = []
     want_held = 0 if validation is not None else min(config.validation_queries, max_documents // 5)
+    examples: list[PseudoQuery] = []
     for doc_id in doc_ids:
-        if len(groups) >= max_documents:
+        if len(examples) >= max_documents + want_held:
             break
         document = searcher.store.get_document(doc_id)
-        pair = pseudo_query(document.title, document.text, rng) if document else None
-        if pair is None:
-            continue
-        query, positive = pair
-        depth = DEFAULT_RERANK_DEPTH if len(held) < want_held else MINING_DEPTH
-        hits = _candidates(searcher, query[:1000], depth)
-        if len(held) < want_held:
-            candidates = tuple((h.doc_id, positive if h.doc_id == doc_id else h.passage) for h in hits)
-            held.append(ValidationQuery(query, candidates, {doc_id: 1}))
-        else:
-            groups.append(TrainingGroup(query, (positive,), tuple(h.passage for h in hits if h.doc_id != doc_id)))
+        if document is not None and (example := pseudo_query(document, rng)) is not None:
+            examples.append(example)
+    held, training = examples[:want_held], examples[want_held:]
+    groups = []
+    for example in training:
+        hits = _candidates(searcher, example.query[:1000], MINING_DEPTH)
+        negatives = tuple(_reader_text(h.title, h.passage, example.is_title) for h in hits if h.doc_id != example.doc_id)
+        positive = _reader_text(example.positive.title, example.positive.text, example.is_title)
+        groups.append(TrainingGroup(example.query, (positive,), negatives))
     if not groups:
         raise TrainingDataError("no document in the index is long enough to make a pseudo-query from")
+    if validation is None:
+        validation = pseudo_query_validation(searcher, held)
     return TrainingData(source=f"self-supervised:{searcher.store.settings.model_fingerprint}", groups=groups,
-                        validation_queries=validation if validation is not None else held)
+                        validation_queries=validation)
 
 
 # ---------------------------------------------------------------- validation
@@ -455,10 +510,9 @@ def train_reranker(
     if config.max_steps:
         total = min(total, config.max_steps)
     eval_every = config.eval_every or max(1, total // 4)
-    head = [network.scale, network.bias]
     optimizer = torch.optim.AdamW([
         {"params": [p for n, p in network.named_parameters() if n.startswith("bert.")], "weight_decay": 0.01},
-        {"params": head, "lr": config.learning_rate * 100, "weight_decay": 0.0},
+        {"params": [network.scale, network.bias], "lr": config.learning_rate * 100, "weight_decay": 0.0},
     ], lr=config.learning_rate)
     warmup = max(1, int(total * config.warmup_fraction))
     scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -518,7 +572,7 @@ def train_reranker(
         validation["groups"] = len(data.validation_groups)
     metadata = RerankerMetadata(
         base_model=str(base_folder), data_source=data.source, data_hash=data.data_hash, steps=best_step,
-        max_length=config.max_length, scale=float(network.scale), bias=float(network.bias), check=best_check,
+        max_length=config.max_length, scale=network.scale.item(), bias=network.bias.item(), check=best_check,
         validation=validation,
         training={**asdict(config), "groups": len(data.groups), "total_steps": total, "seconds": round(seconds, 1),
                   "device": runtime.device, "precision": runtime.precision},

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import gzip
 import json
+import random
+import tempfile
 from pathlib import Path
 
 import pytest
 
+from bertsearch.indexer.pipeline import Indexer, open_index_for_writing
 from bertsearch.models import default_model_path
 from bertsearch.rerank import METADATA_NAME, CrossEncoder, read_metadata
 from bertsearch.training import (
@@ -16,13 +19,19 @@ from bertsearch.training import (
     TrainingDataError,
     TrainingGroup,
     pairwise_accuracy,
+    pseudo_query,
+    pseudo_query_validation,
     read_pairs,
     train_reranker,
 )
+from bertsearch.search import open_searcher
+from bertsearch.stores import StoreLocation
+from bertsearch.types import Document
 from tests.helpers import scifact_dir
 
-TINY = TrainingConfig(epochs=3, groups_per_step=4, negatives=3, learning_rate=1e-4, max_length=64,
-                      eval_every=100, seed=1)
+# 18 steps of 12 short pairs: seconds of compute. Measured: held-out pairwise accuracy 0.53 → 0.71.
+TINY = TrainingConfig(epochs=3, groups_per_step=4, negatives=2, learning_rate=1e-4, max_length=64,
+                      eval_every=1000, seed=1)
 
 
 def words(text: str) -> set[str]:
@@ -30,9 +39,10 @@ def words(text: str) -> set[str]:
 
 
 def scifact_groups(count: int) -> list[TrainingGroup]:
-    """SciFact train claims with their cited abstract as positive and, as negatives, the other abstracts
-    and other claims that share the most words with the claim (claims resemble each other more than they
-    resemble abstracts, so the untrained model often ranks them first; training must learn otherwise)."""
+    """SciFact train claims with their cited abstract as positive and, as negatives, the two other claims that
+    share the most words with the claim. Claims resemble each other more than they resemble abstracts, so the
+    untrained model ranks them level with the abstract (pairwise accuracy 0.53); that a claim does not answer
+    a claim is what training must learn, and carry over to held-out claims."""
     source = scifact_dir()
     qrels: dict[str, str] = {}
     for line in (source / "qrels" / "train.tsv").read_text().splitlines()[1:]:
@@ -52,17 +62,16 @@ def scifact_groups(count: int) -> list[TrainingGroup]:
         def overlap(text: str, query_words: set[str] = query_words) -> int:
             return -len(query_words & words(text))
 
-        abstracts = sorted((t for d, t in texts.items() if d != doc_id), key=overlap)
         claims = sorted((t for q, t in queries.items() if q != query_id), key=overlap)
-        groups.append(TrainingGroup(queries[query_id], (texts[doc_id],), (*abstracts[:2], *claims[:2])))
+        groups.append(TrainingGroup(queries[query_id], (texts[doc_id],), tuple(claims[:2])))
     return groups
 
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[float], list[TrainingGroup]]:
-    """A few steps on 24 queries; 16 more are held out (not given to training, which would keep the best
+    """A few steps on 24 queries; 40 more are held out (not given to training, which would keep the best
     checkpoint by them)."""
-    groups = scifact_groups(40)
+    groups = scifact_groups(64)
     data = TrainingData(source="test", groups=groups[:24])
     losses: list[float] = []
     output = tmp_path_factory.mktemp("reranker") / "model"
@@ -114,3 +123,52 @@ def test_bad_pairs_files_are_refused(tmp_path: Path, content: str, message: str)
     path.write_text(content)
     with pytest.raises(TrainingDataError, match=message):
         read_pairs(path)
+
+
+def test_pseudo_queries_take_a_title_or_a_sentence_out_of_the_document() -> None:
+    sentences = [f"Sentence number {n} talks about protein folding in yeast cells." for n in range(4)]
+    document = Document("d1", " ".join(sentences), title="Protein folding in yeast")
+    made = [pseudo_query(document, random.Random(seed)) for seed in range(20)]
+    titles = [m for m in made if m is not None and m.is_title]
+    sentence_queries = [m for m in made if m is not None and not m.is_title]
+    assert titles and sentence_queries
+    assert all(m.query == document.title and m.positive.title == "" and m.positive.text == document.text
+               for m in titles)
+    for m in sentence_queries:
+        assert m.query in sentences and m.query not in m.positive.text
+        assert m.positive.title == document.title and len(m.positive.text) < len(document.text)
+    assert pseudo_query(Document("d2", "Too short. Really."), random.Random(0)) is None
+
+
+@pytest.fixture(scope="module")
+def small_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """60 SciFact abstracts in an embedded index."""
+    with gzip.open(scifact_dir() / "corpus.jsonl.gz", "rt", encoding="utf-8") as handle:
+        records = [json.loads(line) for line, _ in zip(handle, range(60))]
+    documents = [Document(r["_id"], r["text"], title=r["title"]) for r in records]
+    location = StoreLocation(index_dir=tmp_path_factory.mktemp("index") / "idx")
+    store, encoder, chunking = open_index_for_writing(location)
+    with store:
+        Indexer(store, encoder, chunking).index_documents(documents)
+    return location.index_dir
+
+
+def test_pseudo_query_validation_hides_the_query_from_the_first_stage(small_index: Path) -> None:
+    searcher = open_searcher(small_index)
+    with searcher.store:
+        documents = [searcher.store.get_document(d) for d in sorted(searcher.store.stored_documents())]
+        rng = random.Random(3)
+        held = [m for m in (pseudo_query(d, rng) for d in documents) if m is not None and not m.is_title][:5]
+        temporary = set(Path(tempfile.gettempdir()).glob("bertsearch-validation-*"))
+        validation = pseudo_query_validation(searcher, held, depth=10)
+    assert set(Path(tempfile.gettempdir()).glob("bertsearch-validation-*")) == temporary  # removed afterwards
+    assert len(validation) == len(held)
+    for example, checked in zip(held, validation):
+        assert checked.relevant == {example.doc_id: 1}
+        assert len(checked.candidates) == 10
+        # The first stage searched documents that no longer hold the query's sentence.
+        assert not any(example.query in text for _, text in checked.candidates)
+        source = dict(checked.candidates).get(example.doc_id)
+        if source is not None:  # its best passage, read with its title, is a span of the shortened text
+            assert source.startswith(example.positive.title + ". ")
+            assert source[len(example.positive.title) + 2:] in example.positive.text

@@ -69,13 +69,17 @@ def test_reranking_reorders_hits_and_shows_both_scores(index_dir: Path, reranker
     assert "rerank" in reranked["timings_ms"]
 
 
-def test_reranker_use_records_it_in_the_index(index_dir: Path, reranker: Path) -> None:
+def test_reranker_use_records_it_in_the_index(index_dir: Path, reranker: Path, dataset: Path) -> None:
     result = run_bertsearch("reranker", "use", reranker, "--index-dir", index_dir, "--force", "--depth", "10")
     assert result.returncode == 0, result.stderr
     configured = ok_json("query", QUERY, "--index-dir", index_dir, "-k", "5")
     assert all("rerank" in hit["scores"] for hit in configured["hits"])
     off = ok_json("query", QUERY, "--index-dir", index_dir, "-k", "5", "--no-rerank")
     assert not any("rerank" in hit["scores"] for hit in off["hits"])
+    # eval on an index with a reranker adds the reranked pipelines without being asked.
+    results = ok_json("eval", dataset, "--index-dir", index_dir, "--pipelines", "hybrid")
+    assert list(results) == ["hybrid", "hybrid+rerank", "dense+rerank"]
+    assert all(0.0 <= metrics["nDCG@10"] <= 1.0 for metrics in results.values())
     (index_dir / "reranker.json").unlink()
 
 
@@ -96,7 +100,7 @@ def test_bad_inputs_fail_with_one_line(tmp_path: Path, index_dir: Path, dataset:
     fails_with("give exactly one of", "train-reranker", *out)
     fails_with("not a bertsearch reranker", "reranker", "use", tmp_path, "--index-dir", index_dir)
     fails_with("no reranker configured", "query", QUERY, "--index-dir", index_dir, "--rerank")
-    fails_with("need --reranker", "eval", dataset, "--index-dir", index_dir, "--pipelines", "hybrid+rerank")
+    fails_with("need --reranker DIR or a reranker the index uses", "eval", dataset, "--index-dir", index_dir, "--pipelines", "hybrid+rerank")
 
 
 def test_a_reranker_that_loses_is_refused_unless_forced(tmp_path: Path, index_dir: Path, reranker: Path) -> None:
