@@ -161,8 +161,10 @@ def query(text: str, index_dir: Path | None, k: int, mode: str, source_prefix: s
 @click.option("--pipelines", default=",".join(MODES), show_default=True, help="Comma-separated pipelines to run.")
 @click.option("--ignore-identical-ids", is_flag=True, help="Drop hits whose id equals the query id (BEIR convention).")
 @click.option("--reranker", "reranker_path", type=click.Path(path_type=Path),
-              help="A reranker folder; adds the hybrid+rerank and dense+rerank pipelines.")
-@click.option("--rerank-depth", type=click.IntRange(1, 1000), default=None, help="First-stage hits to rerank [default: 20].")
+              help="A reranker folder [default: the one the index uses, if any]; adds the hybrid+rerank and "
+                   "dense+rerank pipelines.")
+@click.option("--rerank-depth", type=click.IntRange(1, 1000), default=None,
+              help="First-stage hits to rerank [default: as recorded, else 20].")
 @click.option("--force", is_flag=True, help="Use the reranker even if its check says it does not help.")
 @backend_options
 @json_option
@@ -173,29 +175,30 @@ def eval_command(dataset_dir: Path, split: str, index_dir: Path | None, pipeline
     from bertsearch.evaluation import PIPELINES, RERANK_PIPELINES, evaluate, load_beir
     from bertsearch.indexer.pipeline import Indexer, open_index_for_writing
     from bertsearch.indexer.progress import progress_for_terminal
-    from bertsearch.rerank import DEFAULT_RERANK_DEPTH, lazy_reranker
+    from bertsearch.rerank import configured_reranker
     from bertsearch.search import Searcher
 
     chosen = tuple(p.strip() for p in pipelines.split(",") if p.strip())
-    if reranker_path is not None:
-        chosen += tuple(p for p in RERANK_PIPELINES if p not in chosen)
     unknown = [p for p in chosen if p not in PIPELINES]
     if unknown or not chosen:
         raise BertsearchError(f"unknown pipeline {', '.join(unknown) or '(none)'}; choose from {', '.join(PIPELINES)}")
-    if any(p in RERANK_PIPELINES for p in chosen) and reranker_path is None:
-        raise BertsearchError("the +rerank pipelines need --reranker DIR")
-    reranker = lazy_reranker(reranker_path, force) if reranker_path is not None else None
     dataset = load_beir(dataset_dir, split)
     backend_args = _backend_args(backend)
     backend_args["es_index"] = backend_args["es_index"] or f"bertsearch-eval-{dataset.name.lower()}"
     location = location_from(index_dir or default_index_dir() / "eval" / dataset.name, backend_args)
+    reranker, depth = configured_reranker(location.index_dir, reranker_path, force, rerank_depth)
+    if reranker is not None:
+        chosen += tuple(p for p in RERANK_PIPELINES if p not in chosen)
+    elif any(p in RERANK_PIPELINES for p in chosen):
+        raise BertsearchError("the +rerank pipelines need --reranker DIR or a reranker the index uses "
+                              "(`bertsearch reranker use`)")
     store, encoder, chunking = open_index_for_writing(location)
     with store:
         summary = Indexer(store, encoder, chunking, progress_for_terminal()).index([dataset.corpus_path], prune=True)
         if not as_json:
             click.echo(f"index {location.describe()}: {summary.passages_encoded} passages encoded, "
                        f"{summary.documents_unchanged} documents unchanged", err=True)
-        searcher = Searcher(store, encoder, reranker, rerank_depth or DEFAULT_RERANK_DEPTH)
+        searcher = Searcher(store, encoder, reranker, depth)
         results = evaluate(searcher, dataset, chosen, ignore_identical_ids)
     if as_json:
         _print_json(results)
@@ -334,7 +337,8 @@ def main() -> None:
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except (click.Abort, KeyboardInterrupt):
-        click.echo("error: interrupted (every batch written so far is kept; re-run to resume)", err=True)
+        click.echo("error: interrupted; nothing already written is lost (indexing resumes where it stopped, "
+                   "training writes its model only when it completes)", err=True)
         sys.exit(130)
     except click.ClickException as exc:
         click.echo(f"error: {exc.format_message()}", err=True)
