@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bertsearch.device import Runtime
 from bertsearch.evaluation import load_beir, score_run
 from bertsearch.rerank import Reranker, blend, passage_text
 from bertsearch.search import open_searcher
@@ -42,6 +43,28 @@ def ranked_run(candidates: dict[str, list[str]], scores: dict[str, np.ndarray], 
     return run
 
 
+def precision_faithfulness(folder: Path, force: bool, queries: dict[str, str], texts: dict[str, list[str]],
+                           candidates: dict[str, list[str]], scores: dict[str, np.ndarray], qrels: dict, depth: int,
+                           weight: float) -> dict[str, float]:
+    """The runtime-precision scores against fp32 ones on the queries in `texts` (their candidates' texts):
+    Spearman correlation per query (mean, min) and nDCG@10 of the blend with each."""
+    from scipy.stats import spearmanr
+
+    reference = Reranker(folder, force=force, runtime=Runtime("cpu", "fp32"))
+    chosen = list(texts)
+    fp32 = {q: reference.cross_encoder.score(queries[q], texts[q]) for q in chosen}
+    correlations = [spearmanr(scores[q][: len(fp32[q])], fp32[q]).statistic for q in chosen if len(fp32[q]) > 1]
+    subset = {q: candidates[q] for q in chosen}
+    judged = {q: qrels[q] for q in chosen}
+    return {
+        "queries": len(chosen),
+        "spearman_mean": round(float(np.mean(correlations)), 4),
+        "spearman_min": round(float(np.min(correlations)), 4),
+        "ndcg@10_runtime_precision": round(score_run(judged, ranked_run(subset, scores, depth, weight))["nDCG@10"], 4),
+        "ndcg@10_fp32": round(score_run(judged, ranked_run(subset, fp32, depth, weight))["nDCG@10"], 4),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--index-dir", type=Path, required=True)
@@ -53,6 +76,8 @@ def main() -> None:
     parser.add_argument("--latency-queries", type=int, default=50,
                         help="Time the shallower depths on this many queries (the deepest is timed on all).")
     parser.add_argument("--force", action="store_true", help="Measure a reranker its check refuses.")
+    parser.add_argument("--faithfulness-queries", type=int, default=50,
+                        help="Score this many queries' candidates in fp32 too, to check the runtime's precision.")
     args = parser.parse_args()
 
     depths = sorted(int(d) for d in args.depths.split(","))
@@ -62,12 +87,15 @@ def main() -> None:
     searcher = open_searcher(args.index_dir)
     reranker = Reranker(args.reranker, force=args.force)
     candidates, scores, latency = {}, {}, {depth: [] for depth in depths}
+    faithfulness_texts: dict[str, list[str]] = {}
     reranker.cross_encoder.score("warm up", ["warm up"])
     with searcher.store:
         for number, (query_id, text) in enumerate(queries.items()):
             hits = searcher.search(text, k=100, mode="hybrid", rerank=False).hits
             candidates[query_id] = [h.doc_id for h in hits]
             texts = [passage_text(h.title, h.passage) for h in hits[: depths[-1]]]
+            if number < args.faithfulness_queries:
+                faithfulness_texts[query_id] = texts
             for depth in depths[:-1] if number < args.latency_queries else ():
                 started = time.perf_counter()
                 reranker.cross_encoder.score(text, texts[:depth])
@@ -76,6 +104,8 @@ def main() -> None:
             scores[query_id] = reranker.cross_encoder.score(text, texts)
             latency[depths[-1]].append((time.perf_counter() - started) * 1000)
 
+    faithfulness = precision_faithfulness(args.reranker, args.force, queries, faithfulness_texts, candidates, scores,
+                                          qrels, depths[-1], reranker.weight)
     metadata = reranker.metadata
     training = metadata.training
     pairs = training.get("total_steps", 0) * training.get("groups_per_step", 0) * (1 + training.get("negatives", 0))
@@ -97,6 +127,8 @@ def main() -> None:
             for depth in depths
         },
         "training_seconds_per_1000_pairs": round(training["seconds"] / pairs * 1000, 1) if pairs else None,
+        "precision": reranker.cross_encoder.runtime.precision,
+        "faithfulness_to_fp32": faithfulness,
     }
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "rerank.json").write_text(json.dumps(report, indent=2))
