@@ -56,3 +56,21 @@ def run_bertsearch(*args: str | Path, env: dict[str, str] | None = None, timeout
     """Run the real CLI in a subprocess (real exit codes, real stderr)."""
     full_env = {**os.environ, **OFFLINE_ENV, **(env or {})}
     return subprocess.run(bertsearch_command(*args), capture_output=True, text=True, env=full_env, timeout=timeout)
+
+
+def ok_json(*args: str | Path, env: dict[str, str] | None = None) -> dict:
+    """Run the CLI with --json; it must succeed, and its output is the parsed object."""
+    result = run_bertsearch(*args, "--json", env=env)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def fails_with(expected: str, *args: str | Path, env: dict[str, str] | None = None) -> str:
+    """A non-zero exit, one line on stderr that says what is wrong, and no traceback; returns that line."""
+    result = run_bertsearch(*args, env=env)
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ") and expected in lines[0], lines[0]
+    assert "Traceback" not in result.stderr
+    return lines[0]

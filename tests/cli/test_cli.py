@@ -13,25 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.helpers import bertsearch_command, run_bertsearch, write_scifact_slice
+from tests.helpers import bertsearch_command, fails_with, ok_json, run_bertsearch, write_scifact_slice
 
 pytestmark = pytest.mark.slow
-
-
-def ok_json(*args: str | Path, env: dict[str, str] | None = None) -> dict:
-    result = run_bertsearch(*args, "--json", env=env)
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
-
-
-def fails_with(expected: str, *args: str | Path, env: dict[str, str] | None = None) -> None:
-    """A non-zero exit, one line on stderr that says what is wrong, and no traceback."""
-    result = run_bertsearch(*args, env=env)
-    assert result.returncode != 0
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: ") and expected in lines[0], lines[0]
-    assert "Traceback" not in result.stderr
 
 
 @pytest.fixture(scope="module")

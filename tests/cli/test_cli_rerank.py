@@ -8,26 +8,11 @@ from pathlib import Path
 import pytest
 
 from bertsearch.rerank import METADATA_NAME
-from tests.helpers import run_bertsearch, write_scifact_slice
+from tests.helpers import fails_with, ok_json, run_bertsearch, write_scifact_slice
 
 TINY_TRAINING = ("--max-steps", "4", "--max-length", "64", "--negatives", "3", "--groups-per-step", "2",
                  "--validation-queries", "2")
 QUERY = "Vitamin D deficiency is associated with cardiovascular disease"
-
-
-def ok_json(*args: str | Path) -> dict:
-    result = run_bertsearch(*args, "--json")
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
-
-
-def fails_with(expected: str, *args: str | Path) -> None:
-    """A non-zero exit, one line on stderr that says what is wrong, and no traceback."""
-    result = run_bertsearch(*args)
-    assert result.returncode != 0
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: ") and expected in lines[0], lines[0]
 
 
 @pytest.fixture(scope="module")
