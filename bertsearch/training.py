@@ -540,8 +540,10 @@ def train_reranker(
         loss = torch.nn.functional.cross_entropy(scores, torch.zeros(len(batch), dtype=torch.long,
                                                                      device=scores.device))
         optimizer.zero_grad()
-        if scaler is not None:
+        if scaler is not None:  # fp16 on CUDA: gradients are scaled, so unscale them before clipping
             scaler.scale(loss).backward()
+            scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(network.parameters(), 1.0)
             scaler.step(optimizer)
             scaler.update()
         else:
