@@ -259,7 +259,7 @@ class ElasticsearchStore(Store):
                 raise ValueError(
                     f"{item.document.doc_id}: {len(item.passages)} passages need as many {dims}-d vectors, got {shape}"
                 )
-        stale = self._stale_passage_ids(batch)
+        stale = self._stale_passage_deletions(batch)
         passages = [passage for item in batch for passage in item.passages]
         terms = iter(zip(porter_terms([p.title for p in passages]), porter_terms([p.text for p in passages])))
         failed = self._bulk([action for item in batch for action in _passage_actions(item, terms)] + stale)
@@ -439,7 +439,7 @@ class ElasticsearchStore(Store):
         )
         return index
 
-    def _stale_passage_ids(self, batch: Sequence[EncodedDocument]) -> list[Action]:
+    def _stale_passage_deletions(self, batch: Sequence[EncodedDocument]) -> list[Action]:
         """Deletions of the passages stored beyond each document's new passage count, which the rewrite would
         not overwrite."""
         clauses = [
