@@ -58,16 +58,22 @@ def run_bertsearch(*args: str | Path, env: dict[str, str] | None = None, timeout
     return subprocess.run(bertsearch_command(*args), capture_output=True, text=True, env=full_env, timeout=timeout)
 
 
-def ok_json(*args: str | Path, env: dict[str, str] | None = None) -> dict:
-    """Run the CLI with --json; it must succeed, and its output is the parsed object."""
-    result = run_bertsearch(*args, "--json", env=env)
+def _run_keeping(secret: str | None, *args: str | Path, env: dict[str, str] | None) -> subprocess.CompletedProcess:
+    result = run_bertsearch(*args, env=env)
+    assert secret is None or secret not in result.stdout + result.stderr, "the output shows a secret"
+    return result
+
+
+def ok_json(*args: str | Path, env: dict[str, str] | None = None, secret: str | None = None) -> dict:
+    """Run the CLI with --json; it must succeed (without printing `secret`), and its output is the parsed object."""
+    result = _run_keeping(secret, *args, "--json", env=env)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 
 
-def fails_with(expected: str, *args: str | Path, env: dict[str, str] | None = None) -> str:
-    """A non-zero exit, one line on stderr that says what is wrong, and no traceback; returns that line."""
-    result = run_bertsearch(*args, env=env)
+def fails_with(expected: str, *args: str | Path, env: dict[str, str] | None = None, secret: str | None = None) -> str:
+    """A non-zero exit, one line on stderr that says what is wrong, no traceback and no `secret`; returns the line."""
+    result = _run_keeping(secret, *args, env=env)
     assert result.returncode != 0
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr

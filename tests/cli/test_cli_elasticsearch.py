@@ -22,6 +22,7 @@ from elasticsearch import ApiError
 
 from bertsearch.search import MODES
 from bertsearch.stores.elasticsearch import ElasticsearchConnection, ElasticsearchStore
+from tests import helpers
 from tests.helpers import OFFLINE_ENV, bertsearch_command, run_bertsearch, write_scifact_slice
 
 if TYPE_CHECKING:
@@ -50,19 +51,11 @@ def run(node: ElasticsearchNode, *args: str | Path, env: dict[str, str] | None =
 
 
 def ok_json(node: ElasticsearchNode, *args: str | Path, env: dict[str, str] | None = None) -> dict:
-    result = run(node, *args, "--json", env=env)
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
+    return helpers.ok_json(*args, env={**credentials(node), **(env or {})}, secret=node.password)
 
 
 def fails_with(node: ElasticsearchNode, expected: str, *args: str | Path, env: dict[str, str] | None = None) -> str:
-    """A non-zero exit and one line on stderr saying what is wrong, without a traceback; returns that line."""
-    result = run(node, *args, env=env)
-    assert result.returncode != 0
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: ") and expected in lines[0], lines[0]
-    return lines[0]
+    return helpers.fails_with(expected, *args, env={**credentials(node), **(env or {})}, secret=node.password)
 
 
 def unused_port() -> int:
