@@ -27,6 +27,7 @@ from bertsearch.errors import BertsearchError
 from bertsearch.evaluation import read_qrels, score_run
 from bertsearch.models import resolve_model_path
 from bertsearch.rerank import (
+    DEFAULT_MAX_LENGTH,
     DEFAULT_RERANK_DEPTH,
     METADATA_NAME,
     CrossEncoder,
@@ -88,13 +89,13 @@ class TrainingData:
 class TrainingConfig:
     """How long and how hard to train. `max_steps` caps `epochs`; validation runs every `eval_every` steps."""
 
-    epochs: float = 1.0
+    epochs: float = 3.0
     max_steps: int | None = None
     groups_per_step: int = 2
     negatives: int = 7
     learning_rate: float = 3e-5
     warmup_fraction: float = 0.1
-    max_length: int = 256
+    max_length: int = DEFAULT_MAX_LENGTH
     eval_every: int | None = None
     validation_queries: int = 100
     seed: int = 13

@@ -13,6 +13,7 @@ from bertsearch.errors import BertsearchError
 from bertsearch.indexer.pipeline import WRITE_BATCH_PASSAGES
 from bertsearch.settings import ChunkingSettings, default_index_dir
 from bertsearch.stores import VECTOR_INDEX_TYPES
+from bertsearch.rerank import DEFAULT_MAX_LENGTH
 from bertsearch.search import MODES
 from bertsearch.text import highlight_spans, query_terms, snippet
 from bertsearch.cli.observe import dashboards, log_cli_query, stats
@@ -221,13 +222,15 @@ def eval_command(dataset_dir: Path, split: str, index_dir: Path | None, pipeline
               help="Pseudo-queries from the indexed documents (a title or sentence for the rest of its document).")
 @click.option("--output", type=click.Path(file_okay=False, path_type=Path), required=True, help="Model folder to write.")
 @click.option("--base", type=click.Path(path_type=Path), help="BERT weights to start from [default: the default model].")
-@click.option("--epochs", type=click.FloatRange(0.01, 100), default=1.0, show_default=True)
+@click.option("--epochs", type=click.FloatRange(0.01, 100), default=None,
+              help="Passes over the training queries [default: 3 for judgments and pairs, 1 for --self-supervised, "
+                   "whose 2,000 pseudo-queries make about as many steps].")
 @click.option("--max-steps", type=click.IntRange(1), help="Stop after this many steps.")
 @click.option("--groups-per-step", type=click.IntRange(1, 256), default=2, show_default=True,
               help="Queries per step, each with one positive and --negatives negatives.")
 @click.option("--negatives", type=click.IntRange(1, 64), default=7, show_default=True)
 @click.option("--lr", "learning_rate", type=click.FloatRange(1e-7, 1.0), default=3e-5, show_default=True)
-@click.option("--max-length", type=click.IntRange(16, 512), default=256, show_default=True,
+@click.option("--max-length", type=click.IntRange(16, 512), default=DEFAULT_MAX_LENGTH, show_default=True,
               help="Word pieces of query + passage.")
 @click.option("--validation-queries", type=click.IntRange(1), default=100, show_default=True,
               help="Held-out queries to validate on (at most a fifth of the data).")
@@ -236,7 +239,7 @@ def eval_command(dataset_dir: Path, split: str, index_dir: Path | None, pipeline
 @click.option("--eval-every", type=click.IntRange(1), help="Validate every N steps [default: 4 times per run].")
 @json_option
 def train_reranker(pairs_path: Path | None, index_dir: Path | None, queries_path: Path | None,
-                   qrels_path: Path | None, self_supervised: bool, output: Path, base: Path | None, epochs: float,
+                   qrels_path: Path | None, self_supervised: bool, output: Path, base: Path | None, epochs: float | None,
                    max_steps: int | None, groups_per_step: int, negatives: int, learning_rate: float,
                    max_length: int, validation_queries: int, max_documents: int, eval_every: int | None,
                    as_json: bool) -> None:
@@ -261,6 +264,8 @@ def train_reranker(pairs_path: Path | None, index_dir: Path | None, queries_path
         raise click.UsageError("give exactly one of --pairs FILE, --queries FILE --qrels FILE, or --self-supervised")
     if (queries_path is None) != (qrels_path is None):
         raise click.UsageError("--queries and --qrels go together")
+    if epochs is None:
+        epochs = 1.0 if self_supervised else 3.0
     config = TrainingConfig(epochs=epochs, max_steps=max_steps, groups_per_step=groups_per_step, negatives=negatives,
                             learning_rate=learning_rate, max_length=max_length, eval_every=eval_every,
                             validation_queries=validation_queries)
