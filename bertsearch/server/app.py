@@ -19,7 +19,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from bertsearch.errors import BackendError, BertsearchError, IndexNotFoundError, InvalidQueryError
+from bertsearch.errors import BackendError, BertsearchError, IndexMismatchError, IndexNotFoundError, InvalidQueryError
 from bertsearch.server.batching import WorkerBusyError
 from bertsearch.server.routes import router
 from bertsearch.server.schemas import MAX_BODY_BYTES
@@ -91,6 +91,8 @@ def _add_error_handlers(app: FastAPI) -> None:
             return _error(503, "the index is not available", request_id=_log_failure(request, exc))
         if isinstance(exc, BackendError):
             return _error(503, "the search backend is unavailable", request_id=_log_failure(request, exc))
+        if isinstance(exc, IndexMismatchError):  # the index changed under the running server: not the client's fault
+            return _error(503, str(exc), request_id=_log_failure(request, exc))
         return _error(400, str(exc))
 
     @app.exception_handler(Exception)

@@ -303,6 +303,7 @@ class ElasticsearchStore(Store):
             # A kNN filter is applied during the graph search, so k matching passages still come back.
             knn["filter"] = clauses
         response = self._call(self._client.search, index=self._target, knn=knn, size=k, source=PASSAGE_FIELDS)
+        self._follow_alias(response["hits"]["hits"])
         # Cosine `_score` is (1 + cos) / 2; report the inner product of unit vectors, as the embedded store does.
         return [_passage_hit(hit, 2.0 * hit["_score"] - 1.0) for hit in response["hits"]["hits"]]
 
@@ -317,6 +318,7 @@ class ElasticsearchStore(Store):
         response = self._call(
             self._client.search, index=self._target, query=search, size=min(k, MAX_RESULTS), source=PASSAGE_FIELDS
         )
+        self._follow_alias(response["hits"]["hits"])
         return [_passage_hit(hit, hit["_score"]) for hit in response["hits"]["hits"]]
 
     def get_document(self, doc_id: str) -> Document | None:
@@ -378,6 +380,26 @@ class ElasticsearchStore(Store):
         )
 
     # -- internals -------------------------------------------------------------------------------
+
+    def _follow_alias(self, hits: list[dict[str, Any]]) -> None:
+        """Notice a `--rebuild` that swapped the alias since this store opened it (e.g. under a running server).
+
+        A new index built with the same model and chunking (in any layout) is followed. One built otherwise holds
+        vectors this process's model cannot query: that is refused, asking for a restart, rather than answered
+        with results from mismatched vectors.
+        """
+        swapped = {hit["_index"] for hit in hits} - {self.index}
+        if self._target != self.name or not swapped:
+            return
+        index, settings = self._read_index(self.name)
+        same_vectors = (settings.model_fingerprint, settings.chunking) == (self.settings.model_fingerprint,
+                                                                           self.settings.chunking)
+        if not same_vectors:
+            raise IndexMismatchError(
+                f"Elasticsearch index {self.name!r} was rebuilt with another model or other settings while this "
+                "process was running; restart it to search the new index"
+            )
+        self.index, self.settings = index, settings
 
     def _read_index(self, name: str) -> tuple[str, IndexSettings]:
         """The concrete index `name` is or points at, and the settings recorded in its `_meta`."""

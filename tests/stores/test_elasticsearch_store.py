@@ -311,11 +311,26 @@ def test_staged_index_replaces_the_live_one_atomically(
     assert staged.publish() == [old_index]
     assert [h.doc_id for h in staged.dense_search(unit(5, 8), 1)] == ["new"]
     staged.close()
-    assert [h.doc_id for h in store.keyword_search("text", 10)] == ["new"]
+    # A store opened before the swap holds the old model's settings: it refuses rather than mix the two.
+    with pytest.raises(IndexMismatchError, match="rebuilt with another model"):
+        store.keyword_search("text", 10)
     reopened = ElasticsearchStore.open(connection, store.name)
     assert reopened.settings == with_layout_defaults(new_settings) and reopened.index != old_index
     assert reopened.stats().details["vector_index"] == "int8_hnsw"
     reopened.close()
+
+
+def test_a_store_follows_a_rebuild_with_the_same_model_in_another_layout(
+    connection: ElasticsearchConnection, store: ElasticsearchStore
+) -> None:
+    store.write([encoded("old", ["old text"], 1)])
+    staged = ElasticsearchStore.stage(connection, store.name, settings(vector_index_type="int8_hnsw"))
+    staged.write([encoded("new", ["new text"], 2)])
+    staged.publish()
+    staged.close()
+    assert [h.doc_id for h in store.keyword_search("text", 10)] == ["new"]
+    assert [h.doc_id for h in store.dense_search(unit(200), 1)] == ["new"]
+    assert store.index == staged.index
 
 
 def test_layout_options_shape_a_new_index(connection: ElasticsearchConnection, index_name: str) -> None:
