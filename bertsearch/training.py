@@ -527,6 +527,7 @@ def train_reranker(
     history = [{"step": 0, "score": round(best_score, 4)}] if has_validation else []
     order: list[TrainingGroup] = []
     started = time.perf_counter()
+    validation_seconds = 0.0
     for step in range(1, total + 1):
         network.train()
         batch = []
@@ -555,7 +556,9 @@ def train_reranker(
         validated = None
         if has_validation and (step % eval_every == 0 or step == total):
             network.eval()
+            validation_started = time.perf_counter()
             validated, check = validate(cross_encoder, data)
+            validation_seconds += time.perf_counter() - validation_started
             history.append({"step": step, "score": round(validated, 4), "loss": round(loss.item(), 4)})
             if validated > best_score:
                 best_score, best_check, best_step = validated, check, step
@@ -578,6 +581,7 @@ def train_reranker(
         max_length=config.max_length, scale=network.scale.item(), bias=network.bias.item(), check=best_check,
         validation=validation,
         training={**asdict(config), "groups": len(data.groups), "total_steps": total, "seconds": round(seconds, 1),
+                  "validation_seconds": round(validation_seconds, 1),
                   "device": runtime.device, "precision": runtime.precision},
     )
     output.parent.mkdir(parents=True, exist_ok=True)
