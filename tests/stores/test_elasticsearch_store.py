@@ -374,7 +374,11 @@ def test_an_interrupted_stage_is_resumed_and_one_with_other_settings_discarded(
     other.write([encoded("other", ["other text"], 3)])
     assert other.publish() == [store.index]
     assert sorted(client.indices.get(index=f"{store.name}-*")) == [other.index]
-    assert [h.doc_id for h in store.keyword_search("text", 10)] == ["other"]
+    with pytest.raises(IndexMismatchError, match="rebuilt with another model"):
+        store.keyword_search("text", 10)  # its vectors came from another model: refused, not mixed
+    reopened = ElasticsearchStore.open(connection, store.name)
+    assert [h.doc_id for h in reopened.keyword_search("text", 10)] == ["other"]
+    reopened.close()
     other.close()
 
 
