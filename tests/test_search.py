@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from bertsearch.errors import InvalidQueryError
+from bertsearch.fusion import reciprocal_rank_fusion
 from bertsearch.search import Searcher, best_passage_per_document, open_searcher, validate_query
 from bertsearch.stores import SearchFilter, StoreLocation
 from bertsearch.types import PassageHit
@@ -51,6 +52,22 @@ def test_hybrid_hits_carry_both_scores_and_fuse_by_rank(searcher: Searcher) -> N
     assert {"rrf", "dense", "bm25"} <= set(hits[0].scores)
     assert hits[0].score == hits[0].scores["rrf"]
     assert len({h.doc_id for h in hits}) == len(hits)
+
+
+def test_hybrid_fuses_the_same_rankings_its_parts_return_though_bm25_runs_beside_the_encoder(
+    searcher: Searcher,
+) -> None:
+    query = "gas from yeast and dust on planets"
+    dense = [h.doc_id for h in searcher.search(query, k=4, mode="dense").hits]
+    bm25 = [h.doc_id for h in searcher.search(query, k=4, mode="bm25").hits]
+    hybrid = searcher.search(query, k=4, mode="hybrid")
+    expected = [doc for doc, _ in reciprocal_rank_fusion([dense, bm25])]
+    assert [h.doc_id for h in hybrid.hits] == expected
+    stages = hybrid.timings_ms
+    assert {"encode", "dense", "bm25", "fuse"} <= set(stages)
+    # Wall time: at least the longer branch, and never more than everything run one after another.
+    assert max(stages["encode"] + stages["dense"], stages["bm25"]) <= stages["total"]
+    assert stages["total"] <= sum(v for k, v in stages.items() if k != "total") + 50
 
 
 def test_filters_apply_to_every_mode(searcher: Searcher) -> None:
