@@ -62,10 +62,10 @@ class RememberingEncoder(Encoder):
         super().__init__()
         self._vectors: dict[str, np.ndarray] = {}
 
-    def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+    def encode(self, texts: list[str], batch_size: int = 64, length_step: int | None = None) -> np.ndarray:
         missing = [text for text in dict.fromkeys(texts) if text not in self._vectors]
         if missing:
-            self._vectors.update(zip(missing, super().encode(missing, batch_size)))
+            self._vectors.update(zip(missing, super().encode(missing, batch_size, length_step)))
         if not texts:
             return super().encode([])
         return np.stack([self._vectors[text] for text in texts])
