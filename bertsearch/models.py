@@ -70,6 +70,8 @@ class ModelInfo:
 TOKENS_PER_BATCH = 8192
 # Padded lengths are rounded up to a quarter of the model's maximum, so at most four batch shapes exist.
 LENGTH_BUCKETS = 4
+# Short texts encoded on their own (queries) are padded to a multiple of this, not to a length bucket.
+QUERY_LENGTH_STEP = 8
 # torch.compile costs ~5-10 s per batch shape and gains ~15% on CPU bf16, so only calls this big use it.
 COMPILE_MIN_TEXTS = 512
 
@@ -170,13 +172,13 @@ class Encoder:
         that makes a two-thread encode take ~1 s instead of ~13 ms when other processes load the cores.
         Padded to a multiple of 8 tokens, not to a length bucket (64): a typical query then costs half."""
         if self.runtime.device != "cpu":
-            return self.encode([text], batch_size=1, length_step=8)[0]
+            return self.encode([text], batch_size=1, length_step=QUERY_LENGTH_STEP)[0]
         import torch
 
         threads = torch.get_num_threads()
         torch.set_num_threads(1)
         try:
-            return self.encode([text], batch_size=1, length_step=8)[0]
+            return self.encode([text], batch_size=1, length_step=QUERY_LENGTH_STEP)[0]
         finally:
             torch.set_num_threads(threads)
 

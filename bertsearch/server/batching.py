@@ -26,7 +26,7 @@ from typing import Callable, Sequence, TypeVar
 import numpy as np
 
 from bertsearch.errors import BertsearchError
-from bertsearch.models import Encoder
+from bertsearch.models import QUERY_LENGTH_STEP, Encoder
 from bertsearch.rerank import Reranker
 from bertsearch.types import Hit
 
@@ -36,8 +36,6 @@ T = TypeVar("T")
 MAX_QUERY_BATCH = 16
 # Texts per bulk chunk: ~0.3 s of encoding for full 256-token passages on one core.
 BULK_CHUNK_TEXTS = 8
-# Pad query batches to a multiple of this many tokens only (see `Encoder.encode`).
-QUERY_LENGTH_STEP = 8
 
 
 class WorkerBusyError(BertsearchError):

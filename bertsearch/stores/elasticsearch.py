@@ -392,13 +392,13 @@ class ElasticsearchStore(Store):
         if self._target != self.name or not swapped:
             return
         index, settings = self._read_index(self.name)
-        same_vectors = (settings.model_fingerprint, settings.chunking) == (self.settings.model_fingerprint,
-                                                                           self.settings.chunking)
-        if not same_vectors:
+        try:
+            settings.check_compatible(self.settings.model_fingerprint, self.settings.chunking)
+        except IndexMismatchError as exc:
             raise IndexMismatchError(
                 f"Elasticsearch index {self.name!r} was rebuilt with another model or other settings while this "
                 "process was running; restart it to search the new index"
-            )
+            ) from exc
         self.index, self.settings = index, settings
 
     def _read_index(self, name: str) -> tuple[str, IndexSettings]:
