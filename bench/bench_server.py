@@ -5,10 +5,12 @@ Usage:
     python bench/bench_server.py --index-dir /tmp/scifact-idx --queries ../shared/datasets/scifact/queries.jsonl.gz
 
 Starts the real server on a free loopback port, warms it up, then runs each client count in turn (default: 1,
-then 8) for `--seconds` each: every client sends one search at a time over its own keep-alive connection,
-cycling through the queries. Prints one JSON object (and writes bench/results/server.json): per client count the
-requests, throughput, p50/p95/p99 latency, errors, and the server's mean query batch size; plus the ratio of
-p95 at the largest client count to p95 with one client (target: under 2), and the machine's load average.
+then 8) for `--seconds` each, `--rounds` times: every client sends one search at a time over its own keep-alive
+connection, cycling through the queries. Prints one JSON object (and writes bench/results/server.json): per client
+count, pooled over the rounds, the requests, throughput, p50/p95/p99 latency, errors, the server's mean query
+batch size, and p50/p95 of each stage the server timed (from the responses' timings_ms) and of the time outside
+its search; plus the ratio of p95 at the largest client count to p95 with one client (target: under 2), pooled
+and per round, and the machine's load average.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -71,13 +74,43 @@ def start_server(index_dir: Path, port: int, log: Path) -> subprocess.Popen:
     raise SystemExit(f"bertsearch serve did not start within {START_TIMEOUT:.0f} s:\n{log.read_text()}")
 
 
-def run_clients(port: int, queries: list[str], clients: int, seconds: float, mode: str, k: int) -> dict:
+@dataclass
+class Phase:
+    """What one or more runs with the same number of clients measured; runs of a count are pooled."""
+
+    clients: int
+    latencies_ms: list[float] = field(default_factory=list)
+    timings: list[dict] = field(default_factory=list)  # the server's own timings_ms, per response
+    errors: int = 0
+    seconds: float = 0.0
+    queries_encoded: int = 0
+    query_batches: int = 0
+
+    def add(self, other: "Phase") -> None:
+        self.latencies_ms += other.latencies_ms
+        self.timings += other.timings
+        self.errors += other.errors
+        self.seconds += other.seconds
+        self.queries_encoded += other.queries_encoded
+        self.query_batches += other.query_batches
+
+    def summary(self) -> dict:
+        samples = np.array(self.latencies_ms)
+        p50, p95, p99 = (float(v) for v in np.percentile(samples, [50, 95, 99])) if samples.size else (0.0, 0.0, 0.0)
+        return {"clients": self.clients, "requests": int(samples.size), "errors": self.errors,
+                "throughput_per_s": round(samples.size / self.seconds, 1) if self.seconds else 0.0,
+                "p50_ms": round(p50, 1), "p95_ms": round(p95, 1), "p99_ms": round(p99, 1),
+                "mean_query_batch": round(self.queries_encoded / self.query_batches, 2) if self.query_batches else None,
+                "server_stages_ms": stage_percentiles(samples, self.timings)}
+
+
+def run_clients(port: int, queries: list[str], clients: int, seconds: float, mode: str, k: int) -> Phase:
     """`clients` threads searching back to back until `seconds` pass; latencies of the requests that finished."""
-    latencies: list[list[float]] = [[] for _ in range(clients)]
-    errors = [0] * clients
+    per_client = [Phase(clients) for _ in range(clients)]
     stop_at = time.monotonic() + seconds
 
     def client(number: int) -> None:
+        mine = per_client[number]
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
         position = number * 37
         while time.monotonic() < stop_at:
@@ -85,29 +118,51 @@ def run_clients(port: int, queries: list[str], clients: int, seconds: float, mod
             position += 1
             started = time.perf_counter()
             try:
-                status, _ = call(connection, "POST", "/api/search", {"query": query, "k": k, "mode": mode})
+                status, body = call(connection, "POST", "/api/search", {"query": query, "k": k, "mode": mode})
             except (OSError, http.client.HTTPException, ValueError):
                 status = 0
                 connection.close()
                 connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
             if status == 200:
-                latencies[number].append((time.perf_counter() - started) * 1000)
+                mine.latencies_ms.append((time.perf_counter() - started) * 1000)
+                mine.timings.append(body["timings_ms"])
             else:
-                errors[number] += 1
+                mine.errors += 1
         connection.close()
 
+    before = call(http.client.HTTPConnection("127.0.0.1", port, timeout=10), "GET", "/api/ready")[1]
     threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
     started = time.perf_counter()
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    elapsed = time.perf_counter() - started
-    samples = np.array([ms for per_client in latencies for ms in per_client])
-    p50, p95, p99 = (float(v) for v in np.percentile(samples, [50, 95, 99])) if samples.size else (0.0, 0.0, 0.0)
-    return {"clients": clients, "requests": int(samples.size), "errors": sum(errors),
-            "throughput_per_s": round(samples.size / elapsed, 1),
-            "p50_ms": round(p50, 1), "p95_ms": round(p95, 1), "p99_ms": round(p99, 1)}
+    phase = Phase(clients, seconds=time.perf_counter() - started)
+    after = call(http.client.HTTPConnection("127.0.0.1", port, timeout=10), "GET", "/api/ready")[1]
+    phase.queries_encoded = after["queries_encoded"] - before["queries_encoded"]
+    phase.query_batches = after["query_batches"] - before["query_batches"]
+    for mine in per_client:
+        phase.latencies_ms += mine.latencies_ms
+        phase.timings += mine.timings
+        phase.errors += mine.errors
+    return phase
+
+
+def stage_percentiles(latencies: np.ndarray, timings: list[dict]) -> dict[str, list[float]]:
+    """[p50, p95] of each stage the server timed (waits for the model included in `encode`), and of the time
+    outside its search: HTTP, the framework, JSON, and waiting for a thread or the GIL."""
+    if not timings:
+        return {}
+    columns = {name: np.array([t.get(name, 0.0) for t in timings]) for name in sorted({n for t in timings for n in t})}
+    columns["outside_search"] = latencies - columns["total"]
+    return {name: [round(float(v), 1) for v in np.percentile(values, [50, 95])] for name, values in columns.items()}
+
+
+def p95_ratio(phases: dict[int, dict]) -> float | None:
+    """p95 at the largest client count over p95 with one client."""
+    if 1 not in phases or not phases[1]["p95_ms"]:
+        return None
+    return round(phases[max(phases)]["p95_ms"] / phases[1]["p95_ms"], 2)
 
 
 def main() -> None:
@@ -115,37 +170,40 @@ def main() -> None:
     parser.add_argument("--index-dir", type=Path, required=True)
     parser.add_argument("--queries", type=Path, required=True, help="BEIR queries.jsonl[.gz]")
     parser.add_argument("--clients", default="1,8", help="comma-separated client counts, run in this order")
-    parser.add_argument("--seconds", type=float, default=30.0, help="duration of each client count")
+    parser.add_argument("--seconds", type=float, default=30.0, help="duration of each client count, per round")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="run the client counts this many times in turn; each count's runs are pooled, so a "
+                             "noisy machine's slow spells fall on every count alike")
     parser.add_argument("--mode", default="dense", choices=("dense", "bm25", "hybrid"))
     parser.add_argument("-k", type=int, default=10)
     args = parser.parse_args()
     queries = read_queries(args.queries)
+    counts = [int(c) for c in args.clients.split(",")]
     port = free_port()
     log = Path(tempfile.mkdtemp(prefix="bench-server-")) / "serve.log"
     load_before = os.getloadavg()
     process = start_server(args.index_dir, port, log)
+    pooled = {clients: Phase(clients) for clients in counts}
+    rounds: list[dict[int, dict]] = []
     try:
         run_clients(port, queries, 1, 3.0, args.mode, args.k)  # warm-up, not reported
-        phases = []
-        for clients in (int(c) for c in args.clients.split(",")):
-            before = call(http.client.HTTPConnection("127.0.0.1", port, timeout=10), "GET", "/api/ready")[1]
-            phase = run_clients(port, queries, clients, args.seconds, args.mode, args.k)
-            after = call(http.client.HTTPConnection("127.0.0.1", port, timeout=10), "GET", "/api/ready")[1]
-            batches = after["query_batches"] - before["query_batches"]
-            phase["mean_query_batch"] = round((after["queries_encoded"] - before["queries_encoded"]) / batches, 2) \
-                if batches else None
-            phases.append(phase)
-            print(json.dumps(phase), file=sys.stderr)
+        for _ in range(args.rounds):
+            this_round = {}
+            for clients in counts:
+                phase = run_clients(port, queries, clients, args.seconds, args.mode, args.k)
+                pooled[clients].add(phase)
+                this_round[clients] = phase.summary()
+                print(json.dumps(this_round[clients]), file=sys.stderr)
+            rounds.append(this_round)
     finally:
         process.terminate()
         process.wait(timeout=60)
-    single = next((p for p in phases if p["clients"] == 1), None)
-    most = max(phases, key=lambda p: p["clients"])
+    phases = {clients: phase.summary() for clients, phase in pooled.items()}
     report = {
         "index_dir": str(args.index_dir), "mode": args.mode, "k": args.k, "seconds_per_phase": args.seconds,
-        "cpu_count": os.cpu_count(), "load_average_before": [round(x, 2) for x in load_before],
-        "load_average_after": [round(x, 2) for x in os.getloadavg()], "phases": phases,
-        "p95_ratio": round(most["p95_ms"] / single["p95_ms"], 2) if single and single["p95_ms"] else None,
+        "rounds": args.rounds, "cpu_count": os.cpu_count(), "load_average_before": [round(x, 2) for x in load_before],
+        "load_average_after": [round(x, 2) for x in os.getloadavg()], "phases": list(phases.values()),
+        "p95_ratio": p95_ratio(phases), "p95_ratio_per_round": [p95_ratio(r) for r in rounds],
     }
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "server.json").write_text(json.dumps(report, indent=2))

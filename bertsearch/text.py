@@ -6,7 +6,7 @@ import bisect
 import functools
 import re
 import sqlite3
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 # How the embedded store's FTS5 index tokenizes: Unicode words, diacritics removed, lower-cased, Porter-stemmed.
 # The Elasticsearch store indexes and queries the terms it makes too, so BM25 sees the same terms on both.
@@ -53,15 +53,25 @@ def highlight_spans(text: str, terms: list[str]) -> list[tuple[int, int]]:
 @functools.lru_cache(maxsize=256)
 def _words_starting_with(prefixes: frozenset[str]) -> re.Pattern[str]:
     alternatives = "|".join(re.escape(prefix) for prefix in sorted(prefixes, key=len, reverse=True))
-    return re.compile(rf"(?<!\w)(?:{alternatives})\w*", re.IGNORECASE | re.UNICODE)
+    # The lookahead on first letters lets the engine reject most positions before trying each alternative.
+    initials = re.escape("".join(sorted({c for prefix in prefixes for c in (prefix[0].lower(), prefix[0].upper())})))
+    return re.compile(rf"(?<!\w)(?=[{initials}])(?:{alternatives})\w*", re.IGNORECASE | re.UNICODE)
 
 
-def snippet(text: str, terms: list[str], width: int = 320) -> str:
-    """The `width`-character window of `text` with the most query-term matches, cut at word boundaries."""
+class Snippet(NamedTuple):
+    """An excerpt of a passage and the character spans, in the excerpt, of the words to highlight."""
+
+    text: str
+    highlights: list[tuple[int, int]]
+
+
+def snippet(text: str, terms: list[str], width: int = 320) -> Snippet:
+    """The `width`-character window of `text` with the most query-term matches, cut at word boundaries,
+    with its matches (found once, in the whole text, and shifted into the window)."""
     text = " ".join(text.split())
-    if len(text) <= width:
-        return text
     spans = highlight_spans(text, terms)
+    if len(text) <= width:
+        return Snippet(text, spans)
     # Spans are disjoint and in order, so their starts and their ends are both sorted.
     starts, ends = [s for s, _ in spans], [e for _, e in spans]
     best_start, best_count = 0, -1
@@ -76,8 +86,11 @@ def snippet(text: str, terms: list[str], width: int = 320) -> str:
     if best_start > 0:
         best_start = text.find(" ", best_start) + 1 or best_start
     cut = text.rfind(" ", best_start, end) if end < len(text) else end
-    body = text[best_start : cut if cut > best_start else end]
-    return ("…" if best_start > 0 else "") + body + ("…" if end < len(text) else "")
+    body_end = cut if cut > best_start else end
+    prefix = "…" if best_start > 0 else ""
+    shift = len(prefix) - best_start
+    highlights = [(s + shift, e + shift) for s, e in spans if s >= best_start and e <= body_end]
+    return Snippet(prefix + text[best_start:body_end] + ("…" if end < len(text) else ""), highlights)
 
 
 def porter_terms(texts: Sequence[str]) -> list[str]:

@@ -15,7 +15,7 @@ from bertsearch.settings import ChunkingSettings, default_index_dir
 from bertsearch.stores import VECTOR_INDEX_TYPES
 from bertsearch.rerank import DEFAULT_MAX_LENGTH
 from bertsearch.search import MODES
-from bertsearch.text import highlight_spans, query_terms, snippet
+from bertsearch.text import query_terms, snippet
 from bertsearch.cli.observe import dashboards, log_cli_query, stats
 from bertsearch.cli.options import backend_options, index_dir_option, json_option, location_from
 from bertsearch.cli.options import pop_backend_args as _backend_args, print_json as _print_json
@@ -147,10 +147,11 @@ def query(text: str, index_dir: Path | None, k: int, mode: str, source_prefix: s
         console.print(Text.assemble((f"{rank:>2}. ", "bold"), (hit.title or hit.doc_id, "bold cyan"),
                                     (f"  [{hit.doc_id}]  score {hit.score:.4f}", "dim"),
                                     (f"  rerank {hit.scores['rerank']:.3f}" if "rerank" in hit.scores else "", "dim")))
-        excerpt = Text("    " + snippet(hit.passage, terms))
-        for start, end in highlight_spans(excerpt.plain, terms):
-            excerpt.stylize("bold yellow", start, end)
-        console.print(excerpt)
+        excerpt = snippet(hit.passage, terms)
+        line = Text("    " + excerpt.text)
+        for start, end in excerpt.highlights:
+            line.stylize("bold yellow", start + 4, end + 4)
+        console.print(line)
         if hit.source:
             console.print(Text(f"    {hit.source}", style="dim"))
 

@@ -69,3 +69,35 @@ def test_tight_padding_for_query_batches_gives_the_same_vectors(encoder: Encoder
     tight = encoder.encode(queries, batch_size=len(queries), length_step=8)
     assert np.allclose(bucketed, tight, atol=2e-2)
     assert (np.sum(bucketed * tight, axis=1) > 0.999).all()
+
+
+LENGTHS_AND_SHAPES = ["tides", "how do plants make oxygen", "vitamin D and multiple sclerosis in northern latitudes",
+                      "a long passage that is truncated " * 60, "", "Ünïcödé and emoji 🙂 text"]
+
+
+def test_gil_free_trace_gives_the_eager_vectors() -> None:
+    encoder = Encoder()  # its own: the module's encoder stays eager for the other tests
+    eager = [encoder.encode(LENGTHS_AND_SHAPES), encoder.encode(LENGTHS_AND_SHAPES, batch_size=4, length_step=8),
+             encoder.encode_query("one query on its own")]
+    assert not encoder.releases_gil
+    assert encoder.release_gil() and encoder.release_gil() and encoder.releases_gil
+    traced = [encoder.encode(LENGTHS_AND_SHAPES), encoder.encode(LENGTHS_AND_SHAPES, batch_size=4, length_step=8),
+              encoder.encode_query("one query on its own")]
+    for before, after in zip(eager, traced):
+        assert before.shape == after.shape
+        assert np.allclose(before, after, atol=1e-5)
+
+
+def test_an_untraceable_model_stays_eager(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    import torch
+
+    encoder = Encoder()
+    expected = encoder.encode(["still encodes"])
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("cannot trace this architecture")
+
+    monkeypatch.setattr(torch.jit, "trace", refuse)
+    assert not encoder.release_gil()
+    assert "encoding without a traced model" in caplog.text and "cannot trace this architecture" in caplog.text
+    assert np.array_equal(encoder.encode(["still encodes"]), expected)

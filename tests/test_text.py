@@ -15,8 +15,18 @@ def test_highlight_matches_word_variants_by_prefix() -> None:
 
 def test_snippet_centres_on_the_matches() -> None:
     text = "filler " * 100 + "the vaccine trains memory cells " + "filler " * 100
-    cut = snippet(text, ["vaccine", "memory"], width=80)
+    cut = snippet(text, ["vaccine", "memory"], width=80).text
     assert "vaccine" in cut and "memory" in cut
     assert cut.startswith("…") and cut.endswith("…")
     assert len(cut) <= 82
-    assert snippet("short text", ["x"]) == "short text"
+    assert snippet("short  text", ["x"]) == ("short text", [])
+
+
+def test_snippet_highlights_are_the_excerpts_own_matches() -> None:
+    """Spans found once in the whole passage and shifted must equal a fresh search of the excerpt."""
+    text = ("Folding\tof proteins " + "and other filler words " * 12 + "misfolded protein aggregates fold "
+            + "more filler text here " * 12 + "the end of the protein story")
+    for width in (40, 80, 160, 320, 2000):
+        excerpt = snippet(text, ["protein", "folding"], width=width)
+        assert excerpt.highlights == highlight_spans(excerpt.text, ["protein", "folding"])
+        assert excerpt.highlights, width

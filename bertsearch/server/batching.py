@@ -47,6 +47,8 @@ class InferenceWorker:
 
     def __init__(self, encoder: Encoder, max_pending: int = 256, max_batch: int = MAX_QUERY_BATCH) -> None:
         self.encoder = encoder
+        # Request threads run Python beside every forward pass; an eager one would wait on them for the GIL.
+        encoder.release_gil()
         self.max_pending = max_pending
         self.max_batch = max_batch
         self.query_batches = 0

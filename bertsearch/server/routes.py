@@ -32,7 +32,7 @@ from bertsearch.server.schemas import (
 )
 from bertsearch.server.service import SearchService
 from bertsearch.stores import SearchFilter
-from bertsearch.text import highlight_spans, query_terms, snippet
+from bertsearch.text import query_terms, snippet
 from bertsearch.types import Document
 
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -183,8 +183,8 @@ def _search_response(result: SearchResult, k: int) -> SearchResponse:
             source=hit.source,
             passage=hit.passage,
             passage_position=hit.passage_position,
-            snippet=excerpt,
-            highlights=highlight_spans(excerpt, terms),
+            snippet=excerpt.text,
+            highlights=excerpt.highlights,
             score=hit.score,
             retrieval_score=hit.scores.get("first_stage", hit.score),
             rerank_score=hit.scores.get("rerank"),

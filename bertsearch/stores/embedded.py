@@ -205,8 +205,9 @@ class EmbeddedStore(Store):
                 params = self._search_params(index, None)
             with _faiss_threads(1):
                 scores, ids = index.search(query, min(k, index.ntotal), params=params)
-            ranked = [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
-            return self._passage_hits(ranked)
+        # Rows are read after the lock is let go (and taken again for the read alone): request threads queue
+        # on this lock, and building hits holds the GIL. A passage deleted in between is simply left out.
+        return self._passage_hits([(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0])
 
     def keyword_search(self, query: str, k: int, filter: SearchFilter | None = None) -> list[PassageHit]:
         terms = query_terms(query)

@@ -1,0 +1,53 @@
+"""The inference worker in-process: concurrent queries batched into shared forward passes, right vectors back."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from bertsearch.models import Encoder
+from bertsearch.server.batching import InferenceWorker, WorkerBusyError
+
+TOPICS = ["protein folding", "vitamin D", "tides", "stock markets", "jazz", "volcanoes", "sleep", "bridges"]
+# 24 distinct queries of 1-4 topics: different lengths, so batches pad them to different widths.
+QUERIES = [" and ".join(TOPICS[(n + i) % len(TOPICS)] for i in range(1 + n // 8 + n % 2)) + "?" for n in range(24)]
+
+
+@pytest.fixture(scope="module")
+def encoder() -> Encoder:
+    return Encoder()
+
+
+def test_concurrent_queries_share_forward_passes_and_get_their_own_vectors(encoder: Encoder) -> None:
+    expected = {query: encoder.encode_query(query) for query in QUERIES}
+    worker = InferenceWorker(encoder)
+    try:
+        assert encoder.releases_gil  # forward passes must not wait on request threads for the GIL
+        results: dict[str, np.ndarray] = {}
+        start = threading.Barrier(len(QUERIES))
+
+        def ask(query: str) -> None:
+            start.wait()
+            results[query] = worker.encode_query(query, timeout=60)
+
+        threads = [threading.Thread(target=ask, args=(query,)) for query in QUERIES]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert set(results) == set(QUERIES)
+        for query in QUERIES:  # padded with others in bf16: the same vector up to rounding
+            assert float(results[query] @ expected[query]) > 0.999, query
+        assert worker.queries_encoded == len(QUERIES)
+        assert worker.query_batches < len(QUERIES)  # 24 queries at once cannot all have gone one by one
+    finally:
+        worker.stop()
+
+
+def test_a_stopped_worker_refuses_work(encoder: Encoder) -> None:
+    worker = InferenceWorker(encoder)
+    worker.stop()
+    with pytest.raises(WorkerBusyError, match="shutting down"):
+        worker.encode_query("too late", timeout=5)
