@@ -181,6 +181,10 @@ class QueryLog(ABC):
     def read(self, since: datetime | None = None, limit: int = MAX_EVENTS_READ) -> list[QueryEvent]:
         """Up to `limit` events from `since` on (the newest ones if there are more), oldest first."""
 
+    @abstractmethod
+    def count(self, since: datetime | None = None) -> int:
+        """How many events there are from `since` on: more than `read` returns when it had to leave some out."""
+
     def close(self) -> None:
         """Release connections."""
 
@@ -255,6 +259,11 @@ class SqliteQueryLog(QueryLog):
             events.append(QueryEvent.from_document(values))
         return events
 
+    def count(self, since: datetime | None = None) -> int:
+        start = since.astimezone(timezone.utc).isoformat() if since else ""
+        with self._lock:
+            return self._db.execute("SELECT COUNT(*) FROM query_events WHERE timestamp >= ?", (start,)).fetchone()[0]
+
     def close(self) -> None:
         with self._lock:
             self._db.close()
@@ -293,19 +302,13 @@ class ElasticsearchQueryLog(QueryLog):
     def read(self, since: datetime | None = None, limit: int = MAX_EVENTS_READ) -> list[QueryEvent]:
         from elasticsearch import ApiError, NotFoundError, TransportError, helpers
 
-        def events_of_this_index(start: str | None) -> dict[str, Any]:
-            clauses: list[dict[str, Any]] = [{"term": {"index": self.index}}]
-            if start is not None:
-                clauses.append({"range": {"@timestamp": {"gte": start}}})
-            return {"bool": {"filter": clauses}}
-
-        query = events_of_this_index(since.astimezone(timezone.utc).isoformat() if since else None)
+        query = self._events_of_this_index(since.astimezone(timezone.utc).isoformat() if since else None)
         try:
             count = self._client.count(index=self.stream, query=query)["count"]
             if count > limit:  # keep the newest `limit`: start from the timestamp of the limit-th newest
                 newest = self._client.search(index=self.stream, query=query, size=1, from_=limit - 1,
                                              sort=[{"@timestamp": "desc"}], source=["@timestamp"])
-                query = events_of_this_index(newest["hits"]["hits"][0]["_source"]["@timestamp"])
+                query = self._events_of_this_index(newest["hits"]["hits"][0]["_source"]["@timestamp"])
             hits = helpers.scan(self._client, index=self.stream, query={"query": query}, size=1000)
             events = [QueryEvent.from_document(hit["_source"]) for hit in hits]
         except NotFoundError:
@@ -315,8 +318,25 @@ class ElasticsearchQueryLog(QueryLog):
         events.sort(key=lambda e: e.timestamp)
         return events[-limit:]
 
+    def count(self, since: datetime | None = None) -> int:
+        from elasticsearch import ApiError, NotFoundError, TransportError
+
+        query = self._events_of_this_index(since.astimezone(timezone.utc).isoformat() if since else None)
+        try:
+            return int(self._client.count(index=self.stream, query=query)["count"])
+        except NotFoundError:
+            return 0
+        except (ApiError, TransportError) as exc:
+            raise BackendError(f"cannot count query events in {self.stream!r} at {self.connection.url}: {exc}") from None
+
     def close(self) -> None:
         self._client.close()
+
+    def _events_of_this_index(self, start: str | None) -> dict[str, Any]:
+        clauses: list[dict[str, Any]] = [{"term": {"index": self.index}}]
+        if start is not None:
+            clauses.append({"range": {"@timestamp": {"gte": start}}})
+        return {"bool": {"filter": clauses}}
 
     def _ensure_template(self) -> None:
         """An index template that turns `stream` into a data stream with the event mapping; with a retention

@@ -13,7 +13,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from bertsearch.querylog import LATENCY_STAGES, QueryEvent
+from bertsearch.querylog import LATENCY_STAGES, MAX_EVENTS_READ, QueryEvent, QueryLog
 from bertsearch.stores import StoreStats
 
 # Finer buckets than this would leave most of them empty on a quiet index.
@@ -55,7 +55,8 @@ class QueryStats:
     """Queries over time, latency per stage, zero results, rerank impact, and the index's size."""
 
     since: datetime | None
-    queries: int
+    queries: int  # the events the figures come from: the newest `queries` of `queries_in_window`
+    queries_in_window: int
     bucket: str
     over_time: list[TimeBucket]
     latency: list[StageLatency]
@@ -76,9 +77,13 @@ class QueryStats:
 
 
 def compute_query_stats(
-    events: Sequence[QueryEvent], index: StoreStats | None = None, since: datetime | None = None
+    events: Sequence[QueryEvent], index: StoreStats | None = None, since: datetime | None = None,
+    queries_in_window: int | None = None,
 ) -> QueryStats:
-    """The dashboard figures for `events` (oldest first), and `index`'s size."""
+    """The dashboard figures for `events` (oldest first), and `index`'s size.
+
+    `queries_in_window` is how many events the log holds since `since`, when it is more than were read.
+    """
     count = len(events)
     bucket = _bucket_width(events)
     zero = [e for e in events if e.zero_results]
@@ -88,6 +93,7 @@ def compute_query_stats(
     return QueryStats(
         since=since,
         queries=count,
+        queries_in_window=max(count, queries_in_window or 0),
         bucket="hour" if bucket == timedelta(hours=1) else "day",
         over_time=_over_time(events, bucket),
         latency=[
@@ -109,6 +115,14 @@ def compute_query_stats(
         ),
         index=index,
     )
+
+
+def read_query_stats(log: QueryLog, index: StoreStats | None, since: datetime | None,
+                     limit: int = MAX_EVENTS_READ) -> QueryStats:
+    """The figures from the newest `limit` events of `log` since `since`, and how many events there were."""
+    events = log.read(since, limit=limit)
+    in_window = log.count(since) if len(events) >= limit else len(events)
+    return compute_query_stats(events, index, since, queries_in_window=in_window)
 
 
 def _percentiles(values: Sequence[float]) -> tuple[float, float]:

@@ -47,7 +47,7 @@ def log_cli_query(result: SearchResult, k: int, location: StoreLocation, store: 
 def stats(index_dir: Path | None, days: float, as_json: bool, **backend: object) -> None:
     """The index's size and its query log's figures: queries over time, latency per stage, zero results, reranking."""
     from bertsearch.querylog import open_query_log
-    from bertsearch.querystats import compute_query_stats
+    from bertsearch.querystats import read_query_stats
     from bertsearch.stores import open_store
 
     location = location_from(index_dir, pop_backend_args(backend))
@@ -56,10 +56,9 @@ def stats(index_dir: Path | None, days: float, as_json: bool, **backend: object)
         index = store.stats()
     log = open_query_log(location)
     try:
-        events = log.read(since)
+        figures = read_query_stats(log, index, since)
     finally:
         log.close()
-    figures = compute_query_stats(events, index, since)
     if as_json:
         print_json(figures.to_dict())
         return
@@ -73,8 +72,10 @@ def _print_stats(figures: QueryStats, days: float) -> None:
         size = index.details.get("bytes_on_disk")
         console.print(f"[bold]index[/bold] ({index.backend}): {index.documents:,} documents, {index.passages:,} passages"
                       + (f", {size / 1e6:,.1f} MB on disk" if size is not None else ""))
-    console.print(f"[bold]queries[/bold] in the last {days:g} days: {figures.queries:,}"
+    console.print(f"[bold]queries[/bold] in the last {days:g} days: {figures.queries_in_window:,}"
                   + (f" ({', '.join(f'{mode} {n}' for mode, n in figures.modes.items())})" if figures.modes else ""))
+    if figures.queries_in_window > figures.queries:
+        console.print(f"  [yellow]the figures below come from the newest {figures.queries:,} of them[/yellow]")
     if not figures.queries:
         return
     console.print(f"\n[bold]queries per {figures.bucket}[/bold] (red: no results)")

@@ -99,6 +99,7 @@ def test_sqlite_log_round_trips_events_in_order(tmp_path: Path) -> None:
     assert log.read() == events
     assert log.read(since=now - timedelta(hours=3, minutes=30)) == events[7:]
     assert log.read(limit=4) == events[6:]
+    assert log.count() == 10 and log.count(since=now - timedelta(hours=3, minutes=30)) == 3
     log.close()
     reopened = open_query_log(StoreLocation(index_dir=tmp_path / "idx"))
     assert reopened.read()[3] == events[3]
@@ -144,6 +145,8 @@ def test_elasticsearch_log_is_a_data_stream_with_the_declared_mapping(elasticsea
     assert log.read() == mine  # only this index's events, oldest first
     assert log.read(since=now - timedelta(minutes=6, seconds=30)) == mine[4:]
     assert log.read(limit=2) == mine[4:]
+    assert log.count() == 6 and log.count(since=now - timedelta(minutes=6, seconds=30)) == 2
+    assert ElasticsearchQueryLog(location, stream=stream + "-none").count() == 0  # no stream yet
 
     resolved = client.indices.resolve_index(name=stream)
     assert [s["name"] for s in resolved["data_streams"]] == [stream]

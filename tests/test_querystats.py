@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
-from bertsearch.querystats import compute_query_stats
-from bertsearch.stores import StoreStats
+from bertsearch.querylog import open_query_log
+from bertsearch.querystats import compute_query_stats, read_query_stats
+from bertsearch.stores import StoreLocation, StoreStats
 from tests.test_querylog import event
 
 START = datetime(2026, 3, 1, 9, 15, tzinfo=timezone.utc)
@@ -48,3 +50,16 @@ def test_long_spans_are_counted_per_day() -> None:
     assert figures.bucket == "day"
     assert [b.queries for b in figures.over_time] == [2, 0, 0, 0, 1]
     assert figures.to_dict()["over_time"][0]["start"] == "2026-03-01T00:00:00+00:00"
+
+
+def test_figures_from_a_capped_read_say_how_many_queries_there_were(tmp_path: Path) -> None:
+    log = open_query_log(StoreLocation(index_dir=tmp_path / "idx"))
+    events = [event(f"q{i}", at=START + timedelta(minutes=i)) for i in range(7)]
+    log.write(events)
+    capped = read_query_stats(log, None, START, limit=3)
+    assert (capped.queries, capped.queries_in_window) == (3, 7)
+    assert [b.queries for b in capped.over_time] == [3]  # the figures are the newest three's
+    whole = read_query_stats(log, None, START)
+    assert (whole.queries, whole.queries_in_window) == (7, 7)
+    assert whole.to_dict()["queries_in_window"] == 7
+    log.close()

@@ -12,7 +12,7 @@ import numpy as np
 
 from bertsearch.indexer.pipeline import Indexer, IndexSummary
 from bertsearch.querylog import BackgroundQueryLog, open_query_log, query_event
-from bertsearch.querystats import QueryStats, compute_query_stats
+from bertsearch.querystats import QueryStats, compute_query_stats, read_query_stats
 from bertsearch.search import SearchResult, Searcher, open_searcher
 from bertsearch.server.batching import InferenceWorker, WorkerEncoder, WorkerReranker
 from bertsearch.stores import SearchFilter, StoreLocation, StoreStats
@@ -121,7 +121,7 @@ class SearchService:
         if self.query_log is None:
             return compute_query_stats([], self.index_stats(fresh=True), since)
         self.query_log.flush()
-        return compute_query_stats(self.query_log.log.read(since), self.index_stats(fresh=True), since)
+        return read_query_stats(self.query_log.log, self.index_stats(fresh=True), since)
 
     def close(self) -> None:
         """Stop the worker, write the queued query events, and close the store (which saves its vectors)."""

@@ -57,7 +57,8 @@ def test_queries_are_logged_as_configured_and_stats_show_them(example_index: Pat
     assert hashed[0].startswith("sha256:") and hashed[1] == 1 and "secret" not in hashed[0].lower()
 
     figures = ok_json("stats", "--index-dir", example_index)
-    assert figures["queries"] == 3 and figures["zero_result_rate"] == pytest.approx(1 / 3)
+    assert figures["queries"] == figures["queries_in_window"] == 3
+    assert figures["zero_result_rate"] == pytest.approx(1 / 3)
     assert figures["top_zero_result_queries"] == [{"query": "qqqzzzx", "count": 1}]
     assert figures["index"]["documents"] == 12 and figures["modes"] == {"hybrid": 1, "bm25": 2}
     text = run_bertsearch("stats", "--index-dir", example_index)
@@ -65,6 +66,22 @@ def test_queries_are_logged_as_configured_and_stats_show_them(example_index: Pat
     for expected in ("12 documents", "queries in the last 30 days: 3", "latency per stage", "zero-result rate: 33.3%",
                      "qqqzzzx", "█"):
         assert expected in text.stdout
+
+
+def test_stats_say_when_their_figures_come_from_the_newest_queries_only(capsys: pytest.CaptureFixture[str]) -> None:
+    from datetime import datetime, timezone
+
+    from bertsearch.cli.observe import _print_stats
+    from bertsearch.querystats import compute_query_stats
+    from tests.test_querylog import event
+
+    events = [event(f"q{i}", at=datetime(2026, 3, 1, 9, i, tzinfo=timezone.utc)) for i in range(3)]
+    _print_stats(compute_query_stats(events, queries_in_window=250_000), 30)
+    out = capsys.readouterr().out
+    assert "queries in the last 30 days: 250,000" in out and "come from the newest 3 of them" in out
+    _print_stats(compute_query_stats(events), 30)
+    out = capsys.readouterr().out
+    assert "queries in the last 30 days: 3" in out and "newest" not in out
 
 
 def test_stats_of_a_missing_index_is_one_line(tmp_path: Path) -> None:

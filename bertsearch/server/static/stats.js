@@ -82,7 +82,7 @@ function latencyChart(latency) {
 function show(stats) {
   const index = stats.index || {};
   document.getElementById("cards").replaceChildren(
-    card("queries", String(stats.queries)),
+    card("queries", String(stats.queries_in_window)),
     card("zero-result rate", percent(stats.zero_result_rate)),
     card("reranked", percent(stats.rerank.share)),
     card("documents", number(index.documents)),
@@ -112,8 +112,10 @@ async function load() {
   const statusLine = document.getElementById("status");
   statusLine.textContent = "Loading…";
   try {
-    show(await api("/api/stats?days=" + days));
-    statusLine.textContent = "";
+    const stats = await api("/api/stats?days=" + days);
+    show(stats);
+    statusLine.textContent = stats.queries_in_window > stats.queries
+      ? `The figures below come from the newest ${stats.queries} of these ${stats.queries_in_window} queries.` : "";
   } catch (error) {
     statusLine.textContent = "Error: " + error.message;
     if (error.status === 401) askForKey(load);
