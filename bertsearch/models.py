@@ -8,6 +8,7 @@ import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -217,8 +218,7 @@ class SentenceEmbedding(torch.nn.Module):
 
 
 def _trace(embedding: SentenceEmbedding, tokenizer, max_length: int):  # noqa: ANN001, ANN202 - TorchScript
-    """`embedding` as a TorchScript function, or None if tracing fails or the trace differs from the eager
-    module on batches of other sizes and paddings than the one traced."""
+    """`embedding` traced, checked on batches of other sizes and paddings than the one traced."""
 
     def batch(texts: list[str], length: int) -> tuple[torch.Tensor, torch.Tensor]:
         features = tokenizer(texts, padding="max_length", truncation=True, max_length=min(length, max_length),
@@ -227,16 +227,27 @@ def _trace(embedding: SentenceEmbedding, tokenizer, max_length: int):  # noqa: A
 
     example = batch(["a query of a few words", "a longer sentence, padded less than the first one is"], 24)
     checks = [batch(["one"], 8), batch(["three texts", "of different lengths", "to check padding " * 4], 40)]
+    return trace_without_gil(embedding, example, checks, atol=1e-4)
+
+
+def trace_without_gil(module: torch.nn.Module, example: tuple[torch.Tensor, ...], checks: list[tuple[torch.Tensor, ...]],
+                      atol: float, reference: Callable[..., torch.Tensor] | None = None):  # noqa: ANN201 - TorchScript
+    """`module` as a TorchScript function, which runs as one call without the GIL; None (with a warning) if
+    tracing fails or the trace differs by more than `atol` from `reference` (the module itself by default) on
+    `checks`: inputs of other shapes than `example`, so that a shape-dependent branch baked into the trace
+    shows up here rather than in a result."""
+    reference = reference or module
     try:
         with torch.inference_mode(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # deprecation notices, and shape branches that the checks cover
-            traced = torch.jit.trace(embedding.eval(), example, check_trace=False)
+            traced = torch.jit.trace(module.eval(), example, check_trace=False)
             for inputs in checks:
-                expected, got = embedding(*inputs), traced(*inputs)
-                if expected.shape != got.shape or not torch.allclose(expected, got, atol=1e-4):
-                    raise ValueError(f"the trace differs from the model on a batch of shape {tuple(inputs[0].shape)}")
+                expected, got = reference(*inputs).float(), traced(*inputs).float()
+                if expected.shape != got.shape or not torch.allclose(expected, got, atol=atol):
+                    raise ValueError(f"the trace differs from the model on inputs of shape {tuple(inputs[0].shape)}")
     except Exception as exc:  # an architecture TorchScript cannot trace, or a trace that does not generalise
-        logging.getLogger(__name__).warning("encoding without a traced model (slower under load): %s", exc)
+        logging.getLogger(__name__).warning("running %s without a trace (slower under load): %s",
+                                            type(module).__name__, exc)
         return None
     return traced
 

@@ -16,6 +16,7 @@ trained, and the check against the first stage: the blend weight to use, and whe
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Callable, Sequence
@@ -199,6 +200,7 @@ class CrossEncoder:
         self.tokenizer = load_tokenizer(folder)
         self.network = build_model(folder).to(self.runtime.device)
         self.network.eval()
+        self._traced = None  # a TorchScript trace of `network`, once `release_gil` made one
 
     def tokenize(self, queries: Sequence[str], passages: Sequence[str]):
         batch = self.tokenizer(
@@ -213,11 +215,42 @@ class CrossEncoder:
         import torch
 
         scores = []
-        with torch.inference_mode(), self.runtime.autocast():
+        # The trace runs without autocast: the weights are already in the runtime's precision, and the scores
+        # were checked against the autocast ones when it was made.
+        with torch.inference_mode(), self.runtime.autocast() if self._traced is None else contextlib.nullcontext():
             for start in range(0, len(passages), batch_size):
                 chunk = passages[start:start + batch_size]
-                scores.append(self.network(**self.tokenize([query] * len(chunk), chunk)).float().cpu().numpy())
+                scores.append(self._forward(self.tokenize([query] * len(chunk), chunk)).float().cpu().numpy())
         return np.concatenate(scores) if scores else np.zeros(0, dtype=np.float32)
+
+    def release_gil(self) -> bool:
+        """Score with a TorchScript trace of the network, one call that holds no GIL; True if that is now the case.
+
+        For the server, where request threads run Python beside every forward pass: eagerly, reranking 20
+        passages took 1.5 s instead of 0.13 s beside one busy Python thread (measured). Checked against the
+        eager, autocast scores on pairs of other shapes first; CPU only, like the encoder's trace.
+        """
+        if self._traced is None and self.runtime.device == "cpu":
+            from bertsearch.models import trace_without_gil
+
+            def pairs(queries: list[str], passages: list[str]) -> tuple:
+                batch = self.tokenize(queries, passages)
+                return batch["input_ids"], batch["attention_mask"], batch["token_type_ids"]
+
+            def eager(*inputs: object) -> object:
+                with self.runtime.autocast():
+                    return self.network(*inputs)
+
+            example = pairs(["a short query", "another query"], ["a passage of a few words", "a shorter one"])
+            checks = [pairs(["one"], ["word"]),
+                      pairs(["q"] * 3, ["three passages", "of different lengths", "to check the padding " * 30])]
+            self._traced = trace_without_gil(self.network, example, checks, atol=0.05, reference=eager)
+        return self._traced is not None
+
+    def _forward(self, batch: dict):  # noqa: ANN202 - a torch.Tensor
+        if self._traced is not None:
+            return self._traced(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
+        return self.network(**batch)
 
 
 class Reranker:
@@ -233,6 +266,10 @@ class Reranker:
         self.cross_encoder = CrossEncoder(folder, self.metadata.max_length, runtime)
         # Inference only: weights stored in the runtime's precision skip a cast per matmul.
         self.cross_encoder.network.to(self.cross_encoder.runtime.dtype)
+
+    def release_gil(self) -> bool:
+        """See `CrossEncoder.release_gil`."""
+        return self.cross_encoder.release_gil()
 
     def rerank(self, query: str, hits: Sequence[Hit]) -> list[Hit]:
         """`hits` (first-stage order) reordered; each keeps its first-stage scores and gains 'rerank' and 'blend'."""

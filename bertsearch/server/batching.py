@@ -195,6 +195,8 @@ class WorkerReranker(Reranker):
     """A loaded reranker whose scoring runs on the worker; shares the loaded one's weights (no second load)."""
 
     def __init__(self, worker: InferenceWorker, reranker: Reranker, timeout: float) -> None:  # noqa: D107
+        # Like the encoder's: request threads run Python beside its forward passes.
+        reranker.release_gil()
         self.worker = worker
         self.timeout = timeout
         self.loaded = reranker
