@@ -231,20 +231,20 @@ class CrossEncoder:
         eager, autocast scores on pairs of other shapes first; CPU only, like the encoder's trace.
         """
         if self._traced is None and self.runtime.device == "cpu":
+            import torch
+
             from bertsearch.models import trace_without_gil
 
             def pairs(queries: list[str], passages: list[str]) -> tuple:
                 batch = self.tokenize(queries, passages)
                 return batch["input_ids"], batch["attention_mask"], batch["token_type_ids"]
 
-            def eager(*inputs: object) -> object:
-                with self.runtime.autocast():
-                    return self.network(*inputs)
-
             example = pairs(["a short query", "another query"], ["a passage of a few words", "a shorter one"])
             checks = [pairs(["one"], ["word"]),
                       pairs(["q"] * 3, ["three passages", "of different lengths", "to check the padding " * 30])]
-            self._traced = trace_without_gil(self.network, example, checks, atol=0.05, reference=eager)
+            with torch.inference_mode(), self.runtime.autocast():
+                expected = [self.network(*inputs) for inputs in checks]  # the eager scores, as `score` makes them
+            self._traced = trace_without_gil(self.network, example, list(zip(checks, expected)), atol=0.05)
         return self._traced is not None
 
     def _forward(self, batch: dict):  # noqa: ANN202 - a torch.Tensor

@@ -101,3 +101,40 @@ def test_an_untraceable_model_stays_eager(monkeypatch: pytest.MonkeyPatch, caplo
     assert not encoder.release_gil()
     assert "without a trace" in caplog.text and "cannot trace this architecture" in caplog.text
     assert np.array_equal(encoder.encode(["still encodes"]), expected)
+
+
+def test_packed_rows_keep_texts_apart() -> None:
+    from bertsearch.models import pack_rows
+
+    input_ids, positions, mask, pooling = pack_rows([[101, 7, 102], [101, 102], [101, 5, 6, 7, 102]], row_length=8)
+    assert input_ids.shape == positions.shape == (2, 8)  # 3 + 2 tokens fit the first row; 5 more need a second
+    assert input_ids[0, :5].tolist() == [101, 7, 102, 101, 102] and positions[0, :5].tolist() == [0, 1, 2, 0, 1]
+    assert mask.shape == (2, 1, 8, 8)
+    first_row = mask[0, 0]
+    assert first_row[0, :3].all() and not first_row[0, 3:].any()  # text 0 sees only itself
+    assert first_row[3, 3:5].all() and not first_row[3, :3].any()  # text 1 likewise
+    assert all(first_row[i, i] and first_row[i].sum() == 1 for i in range(5, 8))  # padding: only itself
+    assert pooling.shape == (3, 16) and np.allclose(pooling.sum(dim=1).numpy(), 1.0)
+    assert np.allclose(pooling[2, 8:13].numpy(), 0.2) and not pooling[2, 13:].any()
+
+
+def test_packed_query_batches_give_the_padded_vectors() -> None:
+    encoder = Encoder()
+    texts = [*LENGTHS_AND_SHAPES, *(f"query {n} about " + "tides and moons " * n for n in range(12))]
+    padded = encoder.encode(texts, batch_size=len(texts), length_step=8)
+    assert np.array_equal(encoder.encode_queries(texts), padded)  # untraced: the padded path itself
+    assert encoder.release_gil()
+    for batch in (texts[:1], texts[:5], texts):  # one text; one row; several rows (the long text fills one)
+        packed = encoder.encode_queries(batch)
+        assert packed.shape == (len(batch), 384)
+        assert (np.sum(packed * padded[: len(batch)], axis=1) > 0.9999).all()
+
+
+def test_only_mean_pooling_models_are_packed(encoder: Encoder) -> None:
+    import torch
+
+    from bertsearch.models import _mean_pooled
+
+    heads = list(encoder.model)[1:]
+    assert _mean_pooled(heads) and _mean_pooled(heads[:1])
+    assert not _mean_pooled([]) and not _mean_pooled([torch.nn.Identity()]) and not _mean_pooled([*heads, heads[1]])
