@@ -142,9 +142,7 @@ def run_clients(port: int, queries: list[str], clients: int, seconds: float, mod
     phase.queries_encoded = after["queries_encoded"] - before["queries_encoded"]
     phase.query_batches = after["query_batches"] - before["query_batches"]
     for mine in per_client:
-        phase.latencies_ms += mine.latencies_ms
-        phase.timings += mine.timings
-        phase.errors += mine.errors
+        phase.add(mine)
     return phase
 
 

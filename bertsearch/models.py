@@ -134,7 +134,7 @@ class Encoder:
             return np.zeros((0, self.info.dimensions), dtype=np.float32)
         max_length = self.info.max_seq_length
         step = length_step or max(8, -(-max_length // LENGTH_BUCKETS))
-        token_ids = self.tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
+        token_ids = self._token_ids(texts)
         order = sorted(range(len(texts)), key=lambda i: -len(token_ids[i]))
         if self._may_compile and self._compiled is None and len(texts) >= COMPILE_MIN_TEXTS:
             compiled = torch.compile(self._transformer, dynamic=False, options={"freezing": True})
@@ -183,17 +183,15 @@ class Encoder:
         """
         if self._packed is None or not texts:
             return self.encode(texts, batch_size=max(1, len(texts)), length_step=QUERY_LENGTH_STEP)
-        token_ids = self.tokenizer(list(texts), truncation=True, max_length=self.info.max_seq_length)["input_ids"]
         with torch.inference_mode():
-            vectors = self._packed(*pack_rows(token_ids, self.info.max_seq_length, self.runtime.device))
+            vectors = self._packed(*pack_rows(self._token_ids(texts), self.info.max_seq_length, self.runtime.device))
         return vectors.cpu().numpy()
 
     def _trace_packed(self):  # noqa: ANN202 - TorchScript
         """The packed module traced, checked against padded batches of the same texts."""
 
         def packed(texts: list[str]) -> tuple[torch.Tensor, ...]:
-            ids = self.tokenizer(texts, truncation=True, max_length=self.info.max_seq_length)["input_ids"]
-            return pack_rows(ids, self.info.max_seq_length, self.runtime.device)
+            return pack_rows(self._token_ids(texts), self.info.max_seq_length, self.runtime.device)
 
         def padded(texts: list[str]) -> torch.Tensor:
             return torch.from_numpy(self.encode(texts, batch_size=len(texts), length_step=QUERY_LENGTH_STEP))
@@ -203,6 +201,10 @@ class Encoder:
         checks = [["one"], ["three texts", "of different lengths", "to check the rows " * 80]]
         return trace_without_gil(PackedSentenceEmbedding(self._transformer), packed(example),
                                  [(packed(texts), padded(texts)) for texts in checks], atol=2e-3)
+
+    def _token_ids(self, texts: list[str]) -> list[list[int]]:
+        """Each text's word pieces, with the model's special tokens, cut at its maximum length."""
+        return self.tokenizer(list(texts), truncation=True, max_length=self.info.max_seq_length)["input_ids"]
 
     @property
     def releases_gil(self) -> bool:
@@ -258,8 +260,9 @@ def pack_rows(token_ids: list[list[int]], row_length: int, device: str = "cpu") 
     for number, ids in enumerate(token_ids):
         row = next((r for r, used in enumerate(fill) if used + len(ids) <= row_length), None)
         if row is None:
-            rows.append([]), fill.append(0)
-            row = len(rows) - 1
+            row = len(rows)
+            rows.append([])
+            fill.append(0)
         rows[row].append(number)
         fill[row] += len(ids)
     width = max(8, -(-max(fill) // 8) * 8)

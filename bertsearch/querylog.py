@@ -240,7 +240,7 @@ class SqliteQueryLog(QueryLog):
             raise BackendError(f"cannot write the query log {self.path}: {exc}") from exc
 
     def read(self, since: datetime | None = None, limit: int = MAX_EVENTS_READ) -> list[QueryEvent]:
-        start = since.astimezone(timezone.utc).isoformat() if since else ""
+        start = _utc_iso(since) or ""
         with self._lock:
             rows = self._db.execute(
                 f"SELECT {','.join(self._COLUMNS)} FROM query_events WHERE timestamp >= ?"
@@ -260,7 +260,7 @@ class SqliteQueryLog(QueryLog):
         return events
 
     def count(self, since: datetime | None = None) -> int:
-        start = since.astimezone(timezone.utc).isoformat() if since else ""
+        start = _utc_iso(since) or ""
         with self._lock:
             return self._db.execute("SELECT COUNT(*) FROM query_events WHERE timestamp >= ?", (start,)).fetchone()[0]
 
@@ -302,7 +302,7 @@ class ElasticsearchQueryLog(QueryLog):
     def read(self, since: datetime | None = None, limit: int = MAX_EVENTS_READ) -> list[QueryEvent]:
         from elasticsearch import ApiError, NotFoundError, TransportError, helpers
 
-        query = self._events_of_this_index(since.astimezone(timezone.utc).isoformat() if since else None)
+        query = self._events_of_this_index(_utc_iso(since))
         try:
             count = self._client.count(index=self.stream, query=query)["count"]
             if count > limit:  # keep the newest `limit`: start from the timestamp of the limit-th newest
@@ -321,7 +321,7 @@ class ElasticsearchQueryLog(QueryLog):
     def count(self, since: datetime | None = None) -> int:
         from elasticsearch import ApiError, NotFoundError, TransportError
 
-        query = self._events_of_this_index(since.astimezone(timezone.utc).isoformat() if since else None)
+        query = self._events_of_this_index(_utc_iso(since))
         try:
             return int(self._client.count(index=self.stream, query=query)["count"])
         except NotFoundError:
@@ -428,6 +428,11 @@ class BackgroundQueryLog:
             yield item
             if item is None:
                 return
+
+
+def _utc_iso(moment: datetime | None) -> str | None:
+    """`moment` in UTC as ISO 8601, the form both logs store and compare timestamps in."""
+    return moment.astimezone(timezone.utc).isoformat() if moment else None
 
 
 def _parse_time(value: str) -> datetime:
