@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import logging
 import os
@@ -116,6 +117,7 @@ class Encoder:
         self._compiled: SentenceEmbedding | None = None
         self._traced = None  # a TorchScript trace of `_eager`, once `release_gil` made one
         self._packed = None  # a TorchScript trace of PackedSentenceEmbedding, for mean-pooling models
+        self._query_tokenizer = None  # its own tokenizer (see `_query_token_ids`)
         # Measured on CPU bf16 only; elsewhere the eager model is the one we know to be right.
         self._may_compile = self.runtime.device == "cpu" and self.runtime.precision == "bf16"
 
@@ -171,6 +173,7 @@ class Encoder:
         if self._traced is None and self.runtime.device == "cpu":
             self._traced = _trace(self._eager, self.tokenizer, self.info.max_seq_length)
             if self._traced is not None and _mean_pooled(list(self.model)[1:]):
+                self._query_tokenizer = _truncating_copy(self.tokenizer, self.info.max_seq_length)
                 self._packed = self._trace_packed()
         return self.releases_gil
 
@@ -183,15 +186,15 @@ class Encoder:
         """
         if self._packed is None or not texts:
             return self.encode(texts, batch_size=max(1, len(texts)), length_step=QUERY_LENGTH_STEP)
+        inputs = pack_rows(self._query_token_ids(texts), self.info.max_seq_length)
         with torch.inference_mode():
-            vectors = self._packed(*pack_rows(self._token_ids(texts), self.info.max_seq_length, self.runtime.device))
-        return vectors.cpu().numpy()
+            return self._packed(*inputs).numpy()
 
     def _trace_packed(self):  # noqa: ANN202 - TorchScript
         """The packed module traced, checked against padded batches of the same texts."""
 
         def packed(texts: list[str]) -> tuple[torch.Tensor, ...]:
-            return pack_rows(self._token_ids(texts), self.info.max_seq_length, self.runtime.device)
+            return pack_rows(self._query_token_ids(texts), self.info.max_seq_length)
 
         def padded(texts: list[str]) -> torch.Tensor:
             return torch.from_numpy(self.encode(texts, batch_size=len(texts), length_step=QUERY_LENGTH_STEP))
@@ -205,6 +208,13 @@ class Encoder:
     def _token_ids(self, texts: list[str]) -> list[list[int]]:
         """Each text's word pieces, with the model's special tokens, cut at its maximum length."""
         return self.tokenizer(list(texts), truncation=True, max_length=self.info.max_seq_length)["input_ids"]
+
+    def _query_token_ids(self, texts: list[str]) -> list[list[int]]:
+        """`_token_ids`, one text at a time from a tokenizer set to truncate once and for all: the batch call
+        lets go of the GIL (and must win it back), and sets the truncation each time (so it is one thread's)."""
+        if self._query_tokenizer is None:
+            return self._token_ids(texts)
+        return [self._query_tokenizer.encode(text).ids for text in texts]
 
     @property
     def releases_gil(self) -> bool:
@@ -236,25 +246,32 @@ class Encoder:
 
 
 class PackedSentenceEmbedding(torch.nn.Module):
-    """Mean-pooled, L2-normalised vectors of several texts packed into each row (see `pack_rows`)."""
+    """Mean-pooled, L2-normalised vectors of several texts packed into each row (see `pack_rows`): each token
+    attends only to its own text's tokens (a block-diagonal mask; a padding token only to itself, so no row of
+    the mask is empty), and each text's vector averages its own tokens."""
 
     def __init__(self, transformer: torch.nn.Module) -> None:
         super().__init__()
         self.transformer = transformer
 
-    def forward(self, input_ids: torch.Tensor, position_ids: torch.Tensor, attention_mask: torch.Tensor,
-                pooling: torch.Tensor) -> torch.Tensor:
+    def forward(self, token_rows: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        input_ids, position_ids, segments = token_rows[0], token_rows[1], token_rows[2]
+        mask = (segments[:, :, None] == segments[:, None, :]).unsqueeze(1)
         states = self.transformer(input_ids=input_ids, position_ids=position_ids,
-                                  attention_mask=attention_mask).last_hidden_state
+                                  attention_mask=mask).last_hidden_state
+        texts = torch.arange(lengths.shape[0], device=segments.device)
+        pooling = (texts[:, None] == segments.reshape(1, -1)).float() / lengths[:, None]
         return torch.nn.functional.normalize(pooling @ states.reshape(-1, states.shape[-1]).float(), dim=-1)
 
 
-def pack_rows(token_ids: list[list[int]], row_length: int, device: str = "cpu") -> tuple[torch.Tensor, ...]:
+def pack_rows(token_ids: list[list[int]], row_length: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Texts' token ids laid end to end in rows of at most `row_length` tokens (first fit, in order), for
-    `PackedSentenceEmbedding`: the ids and each text's own positions (R, S); a block-diagonal attention mask
-    (R, 1, S, S) in which each text sees only itself (and each padding token only itself, so no row of the
-    mask is empty); and the pooling matrix (texts, R * S) that averages each text's tokens. S is the fullest
-    row's length rounded up to a multiple of 8."""
+    `PackedSentenceEmbedding`: (3, R, S) int64 of the ids, each text's own positions, and each token's segment
+    (its text's number; padding tokens get unique negative ones); and each text's token count. S is the fullest
+    row's length rounded up to a multiple of 8. CPU tensors.
+
+    Filled in numpy and handed to torch without a copy, as two tensors: torch calls, and freeing a tensor, let
+    go of the GIL, and beside busy request threads winning it back waits up to a switch interval (5 ms)."""
     rows: list[list[int]] = []  # text numbers per row
     fill: list[int] = []
     for number, ids in enumerate(token_ids):
@@ -266,22 +283,31 @@ def pack_rows(token_ids: list[list[int]], row_length: int, device: str = "cpu") 
         rows[row].append(number)
         fill[row] += len(ids)
     width = max(8, -(-max(fill) // 8) * 8)
-    input_ids = torch.zeros(len(rows), width, dtype=torch.long)
-    positions = torch.zeros(len(rows), width, dtype=torch.long)
-    segments = -torch.arange(1, len(rows) * width + 1, dtype=torch.long).reshape(len(rows), width)  # pads: unique
-    pooling = torch.zeros(len(token_ids), len(rows) * width)
+    token_rows = np.zeros((3, len(rows), width), dtype=np.int64)
+    input_ids, positions, segments = token_rows
+    segments[:] = [[-1 - row * width - column for column in range(width)] for row in range(len(rows))]  # pads
     for row, numbers in enumerate(rows):
         start = 0
         for number in numbers:
             ids = token_ids[number]
             end = start + len(ids)
-            input_ids[row, start:end] = torch.tensor(ids, dtype=torch.long)
-            positions[row, start:end] = torch.arange(len(ids))
+            input_ids[row, start:end] = ids
+            positions[row, start:end] = range(len(ids))
             segments[row, start:end] = number
-            pooling[number, row * width + start : row * width + end] = 1.0 / max(1, len(ids))
             start = end
-    mask = (segments[:, :, None] == segments[:, None, :]).unsqueeze(1)
-    return tuple(t.to(device) for t in (input_ids, positions, mask, pooling))
+    lengths = np.array([max(1, len(ids)) for ids in token_ids], dtype=np.float32)
+    return torch.from_numpy(token_rows), torch.from_numpy(lengths)
+
+
+def _truncating_copy(tokenizer, max_length: int):  # noqa: ANN001, ANN202 - transformers/tokenizers objects
+    """A copy of a fast tokenizer's Rust backend that truncates to `max_length`; None for a slow tokenizer."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        return None
+    backend = copy.deepcopy(backend)
+    backend.no_padding()
+    backend.enable_truncation(max_length)
+    return backend
 
 
 def _mean_pooled(heads: list[torch.nn.Module]) -> bool:
@@ -340,7 +366,7 @@ def trace_without_gil(module: torch.nn.Module, example: tuple[torch.Tensor, ...]
     try:
         with torch.inference_mode(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # deprecation notices, and shape branches that the checks cover
-            traced = torch.jit.trace(module.eval(), example, check_trace=False)
+            traced = TracedModule(torch.jit.trace(_ReturnsInputs(module.eval()), example, check_trace=False))
             for inputs, expected in checks:
                 got = traced(*inputs).float()
                 if expected.shape != got.shape or not torch.allclose(expected.float(), got, atol=atol):
@@ -350,6 +376,31 @@ def trace_without_gil(module: torch.nn.Module, example: tuple[torch.Tensor, ...]
                                             type(module).__name__, exc)
         return None
     return traced
+
+
+class _ReturnsInputs(torch.nn.Module):
+    """A module that also returns its inputs, so that its trace holds each input until the call returns.
+
+    The TorchScript interpreter drops its reference to an input at the input's last use; when that is the
+    last reference from C++, torch takes the GIL there to let go of the tensor's Python object. Beside busy
+    request threads each such take waits up to a switch interval (5 ms): 4 per packed query batch, measured."""
+
+    def __init__(self, module: torch.nn.Module) -> None:
+        super().__init__()
+        self.module = module
+
+    def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+        return self.module(*inputs), inputs
+
+
+class TracedModule:
+    """A module traced by `trace_without_gil`, called like the module: inputs in, its output out."""
+
+    def __init__(self, script: torch.jit.ScriptModule) -> None:
+        self.script = script
+
+    def __call__(self, *inputs: torch.Tensor) -> torch.Tensor:
+        return self.script(*inputs)[0]
 
 
 def load_index_encoder(recorded_path: str, fingerprint: str, override: str | Path | None = None) -> Encoder:

@@ -106,16 +106,28 @@ def test_an_untraceable_model_stays_eager(monkeypatch: pytest.MonkeyPatch, caplo
 def test_packed_rows_keep_texts_apart() -> None:
     from bertsearch.models import pack_rows
 
-    input_ids, positions, mask, pooling = pack_rows([[101, 7, 102], [101, 102], [101, 5, 6, 7, 102]], row_length=8)
-    assert input_ids.shape == positions.shape == (2, 8)  # 3 + 2 tokens fit the first row; 5 more need a second
+    token_rows, lengths = pack_rows([[101, 7, 102], [101, 102], [101, 5, 6, 7, 102]], row_length=8)
+    assert token_rows.shape == (3, 2, 8)  # 3 + 2 tokens fit the first row; 5 more need a second
+    input_ids, positions, segments = token_rows
     assert input_ids[0, :5].tolist() == [101, 7, 102, 101, 102] and positions[0, :5].tolist() == [0, 1, 2, 0, 1]
-    assert mask.shape == (2, 1, 8, 8)
-    first_row = mask[0, 0]
-    assert first_row[0, :3].all() and not first_row[0, 3:].any()  # text 0 sees only itself
-    assert first_row[3, 3:5].all() and not first_row[3, :3].any()  # text 1 likewise
-    assert all(first_row[i, i] and first_row[i].sum() == 1 for i in range(5, 8))  # padding: only itself
-    assert pooling.shape == (3, 16) and np.allclose(pooling.sum(dim=1).numpy(), 1.0)
-    assert np.allclose(pooling[2, 8:13].numpy(), 0.2) and not pooling[2, 13:].any()
+    assert segments[0, :5].tolist() == [0, 0, 0, 1, 1] and segments[1, :5].tolist() == [2] * 5
+    pads = segments[segments < 0].tolist()
+    assert len(pads) == 3 + 3 and len(set(pads)) == len(pads)  # each padding token a segment of its own
+    assert lengths.tolist() == [3.0, 2.0, 5.0]
+
+
+def test_packed_embedding_attends_and_pools_within_each_text(encoder: Encoder) -> None:
+    import torch
+
+    from bertsearch.models import PackedSentenceEmbedding, pack_rows
+
+    token_ids = encoder._token_ids(["tides and moons", "a second text", "a third, longer text about rows"])
+    together = PackedSentenceEmbedding(encoder._transformer).eval()
+    with torch.inference_mode():
+        packed = together(*pack_rows(token_ids, row_length=64)).numpy()
+        alone = np.concatenate([together(*pack_rows([ids], row_length=64)).numpy() for ids in token_ids])
+    assert packed.shape == (3, 384)
+    assert (np.sum(packed * alone, axis=1) > 0.9999).all()  # a text's neighbours in its row change nothing
 
 
 def test_packed_query_batches_give_the_padded_vectors() -> None:
@@ -128,6 +140,14 @@ def test_packed_query_batches_give_the_padded_vectors() -> None:
         packed = encoder.encode_queries(batch)
         assert packed.shape == (len(batch), 384)
         assert (np.sum(packed * padded[: len(batch)], axis=1) > 0.9999).all()
+
+
+def test_query_tokenizer_matches_the_model_tokenizer() -> None:
+    encoder = Encoder()
+    assert encoder.release_gil()
+    texts = ["Tides & Moons", "", "é accents, ünïcode and CamelCase", "long " * 400 + "end"]
+    assert encoder._query_token_ids(texts) == encoder._token_ids(texts)
+    assert len(encoder._query_token_ids(texts)[-1]) == encoder.info.max_seq_length  # truncated, like the model's
 
 
 def test_only_mean_pooling_models_are_packed(encoder: Encoder) -> None:

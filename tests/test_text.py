@@ -1,4 +1,7 @@
-from bertsearch.text import highlight_spans, query_terms, snippet
+import random
+import re
+
+from bertsearch.text import STOPWORDS, highlight_spans, light_stem, query_terms, snippet
 
 
 def test_query_terms_drop_stopwords_and_duplicates() -> None:
@@ -11,6 +14,22 @@ def test_highlight_matches_word_variants_by_prefix() -> None:
     text = "Protein folding: a protein folds. Proteomics differs."
     spans = [text[s:e] for s, e in highlight_spans(text, ["proteins", "fold"])]
     assert spans == ["Protein", "folding", "protein", "folds"]
+
+
+def test_highlight_finds_what_a_word_by_word_scan_finds() -> None:
+    """Against the plainest statement of the rule: every word whose light stem is a term's, case aside."""
+
+    def every_word(text: str, terms: list[str]) -> list[tuple[int, int]]:
+        stems = {light_stem(term) for term in terms if term not in STOPWORDS}
+        return [m.span() for m in re.finditer(r"\w+", text) if light_stem(m.group()) in stems]
+
+    words = ["Protein", "proteins", "PROTEOMICS", "folding", "unfold", "fold_ed", "x2fold", "İstanbul", "istanbuls",
+             "Straße", "strasse", "ﬁlled", "filled", "Kelvin", "\u212aelvin", "naïve", "NAÏVES", "the", "of", "a"]
+    rng = random.Random(7)
+    for _ in range(500):
+        text = "".join(rng.choice(words) + rng.choice([" ", "-", "", ". ", "_", "\t"]) for _ in range(rng.randint(0, 30)))
+        terms = rng.sample(words, rng.randint(1, 4))
+        assert highlight_spans(text, terms) == every_word(text, terms), (text, terms)
 
 
 def test_snippet_centres_on_the_matches() -> None:
