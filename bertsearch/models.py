@@ -9,6 +9,7 @@ import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -77,6 +78,23 @@ LENGTH_BUCKETS = 4
 QUERY_LENGTH_STEP = 8
 # torch.compile costs ~5-10 s per batch shape and gains ~15% on CPU bf16, so only calls this big use it.
 COMPILE_MIN_TEXTS = 512
+
+
+@runtime_checkable
+class TextEncoder(Protocol):
+    """What searching and indexing need of an encoder: `Encoder`, or a server's `WorkerEncoder`."""
+
+    info: ModelInfo
+
+    @property
+    def tokenizer(self):  # noqa: ANN201 - a transformers tokenizer, for chunking documents
+        ...
+
+    def encode(self, texts: list[str], batch_size: int = 64, length_step: int | None = None) -> np.ndarray:
+        ...
+
+    def encode_query(self, text: str) -> np.ndarray:
+        ...
 
 
 class Encoder:

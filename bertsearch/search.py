@@ -10,7 +10,7 @@ from typing import Callable, Sequence
 
 from bertsearch.errors import InvalidQueryError
 from bertsearch.fusion import reciprocal_rank_fusion
-from bertsearch.models import Encoder, load_index_encoder
+from bertsearch.models import TextEncoder, load_index_encoder
 from bertsearch.rerank import DEFAULT_RERANK_DEPTH, Reranker, configured_reranker
 from bertsearch.stores import SearchFilter, Store, StoreLocation, open_store
 from bertsearch.types import Hit, PassageHit
@@ -73,7 +73,7 @@ class Searcher:
     def __init__(
         self,
         store: Store,
-        encoder: Encoder | Callable[[], Encoder],
+        encoder: TextEncoder | Callable[[], TextEncoder],
         reranker: Reranker | Callable[[], Reranker] | None = None,
         rerank_depth: int = DEFAULT_RERANK_DEPTH,
     ) -> None:
@@ -94,8 +94,8 @@ class Searcher:
         return self._reranker is not None
 
     @property
-    def encoder(self) -> Encoder:
-        if not isinstance(self._encoder, Encoder):
+    def encoder(self) -> TextEncoder:
+        if not isinstance(self._encoder, TextEncoder):
             self._encoder = self._encoder()
         return self._encoder
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from bertsearch.errors import BertsearchError, IndexMismatchError, IndexNotFoundError, PartialWriteError
-from bertsearch.models import Encoder, load_index_encoder
+from bertsearch.models import Encoder, TextEncoder, load_index_encoder
 from bertsearch.settings import ChunkingSettings, IndexSettings
 from bertsearch.stores import StoreLocation, create_store, open_store
 from bertsearch.stores.base import EncodedDocument, Store
@@ -85,7 +85,7 @@ class Indexer:
     def __init__(
         self,
         store: Store,
-        encoder: Encoder,
+        encoder: TextEncoder,
         chunking: ChunkingSettings,
         progress: IndexProgress | None = None,
         max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,

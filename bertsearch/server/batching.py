@@ -165,18 +165,14 @@ def _run_job(function: Callable[[], object], future: Future) -> None:
         future.set_exception(exc)
 
 
-class WorkerEncoder(Encoder):
-    """The encoder as the searcher and the indexer see it, with every forward pass run by the worker.
-
-    It shares the worker's loaded model, so it does not run `Encoder.__init__` (which would load another).
-    Its tokenizer, used by the indexer to chunk documents in a request thread, is a copy: a fast tokenizer
-    must not be used by two threads at once, and the worker's is busy encoding.
-    """
+class WorkerEncoder:
+    """The encoder as the searcher and the indexer see it (a `TextEncoder`), with every forward pass run by
+    the worker. Its tokenizer, used by the indexer to chunk documents in a request thread, is a copy: a fast
+    tokenizer must not be used by two threads at once, and the worker's is busy encoding."""
 
     def __init__(self, worker: InferenceWorker, timeout: float) -> None:  # noqa: D107 - see the class docstring
         self.worker = worker
         self.timeout = timeout
-        self.runtime = worker.encoder.runtime
         self.info = worker.encoder.info
         self._tokenizer = copy.deepcopy(worker.encoder.tokenizer)
 

@@ -7,8 +7,8 @@ import threading
 import numpy as np
 import pytest
 
-from bertsearch.models import Encoder
-from bertsearch.server.batching import InferenceWorker, WorkerBusyError
+from bertsearch.models import Encoder, TextEncoder
+from bertsearch.server.batching import InferenceWorker, WorkerBusyError, WorkerEncoder
 
 TOPICS = ["protein folding", "vitamin D", "tides", "stock markets", "jazz", "volcanoes", "sleep", "bridges"]
 # 24 distinct queries of 1-4 topics: different lengths, so batches pad them to different widths.
@@ -51,3 +51,16 @@ def test_a_stopped_worker_refuses_work(encoder: Encoder) -> None:
     worker.stop()
     with pytest.raises(WorkerBusyError, match="shutting down"):
         worker.encode_query("too late", timeout=5)
+
+
+def test_the_worker_encoder_is_a_text_encoder_and_nothing_more(encoder: Encoder) -> None:
+    """Searcher and Indexer see it through `TextEncoder`; it has none of `Encoder`'s model internals."""
+    worker = InferenceWorker(encoder)
+    try:
+        seen = WorkerEncoder(worker, timeout=60)
+        assert isinstance(seen, TextEncoder) and not isinstance(seen, Encoder)
+        assert seen.info == encoder.info and seen.tokenizer is not encoder.tokenizer  # its own copy
+        assert float(seen.encode_query("tides") @ encoder.encode_query("tides")) > 0.999
+        assert seen.encode(["tides", "jazz"]).shape == (2, encoder.info.dimensions)
+    finally:
+        worker.stop()
