@@ -228,8 +228,9 @@ class Encoder:
         return self.tokenizer(list(texts), truncation=True, max_length=self.info.max_seq_length)["input_ids"]
 
     def _query_token_ids(self, texts: list[str]) -> list[list[int]]:
-        """`_token_ids`, one text at a time from a tokenizer set to truncate once and for all: the batch call
-        lets go of the GIL (and must win it back), and sets the truncation each time (so it is one thread's)."""
+        """`_token_ids`, one text at a time, from a copy of the tokenizer set to truncate once and for all. The
+        batch call lets go of the GIL (and must win it back), and sets the truncation on every call, which two
+        threads must not do at once."""
         if self._query_tokenizer is None:
             return self._token_ids(texts)
         return [self._query_tokenizer.encode(text).ids for text in texts]
