@@ -304,7 +304,8 @@ def pack_rows(token_ids: list[list[int]], row_length: int) -> tuple[torch.Tensor
     width = max(8, -(-max(fill) // 8) * 8)
     token_rows = np.zeros((3, len(rows), width), dtype=np.int64)
     input_ids, positions, segments = token_rows
-    segments[:] = [[-1 - row * width - column for column in range(width)] for row in range(len(rows))]  # pads
+    # Padding segments are filled from a list: np.arange lets go of the GIL too (seen with gdb).
+    segments[:] = [[-1 - row * width - column for column in range(width)] for row in range(len(rows))]
     for row, numbers in enumerate(rows):
         start = 0
         for number in numbers:
