@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
+
+import numpy as np
 
 from bertsearch.errors import InvalidQueryError
 from bertsearch.fusion import reciprocal_rank_fusion
@@ -39,6 +41,26 @@ class SearchResult:
             "hits": [hit.to_dict() for hit in self.hits],
             "timings_ms": self.timings_ms,
         }
+
+
+@dataclass
+class PendingSearch:
+    """A search that `Searcher.start` validated and began, waiting for its query's vector if `needs_vector`."""
+
+    text: str
+    mode: str
+    k: int
+    retrieve_k: int  # k, or the rerank depth if deeper
+    depth: int  # documents asked of each retriever
+    filter: SearchFilter | None
+    reranking: bool
+    began: float
+    timings: dict[str, float] = field(default_factory=dict)
+    keyword: Future | None = None  # hybrid's BM25, running meanwhile
+
+    @property
+    def needs_vector(self) -> bool:
+        return self.mode in ("dense", "hybrid")
 
 
 def best_passage_per_document(hits: Sequence[PassageHit]) -> list[PassageHit]:
@@ -111,38 +133,53 @@ class Searcher:
 
         `rerank` None reranks if the searcher has a reranker; True without one is an InvalidQueryError.
         """
+        pending = self.start(query, k, mode, filter, rerank)
+        vector = None
+        if pending.needs_vector:
+            started = time.perf_counter()
+            vector = self.encoder.encode_query(pending.text)
+            pending.timings["encode"] = _ms_since(started)
+        return self.finish(pending, vector)
+
+    def start(
+        self,
+        query: str,
+        k: int = 10,
+        mode: str = "hybrid",
+        filter: SearchFilter | None = None,
+        rerank: bool | None = None,
+    ) -> PendingSearch:
+        """`search` up to the query's vector: the query validated and, for hybrid, BM25 started on its own
+        thread. A server then awaits the vector without holding a thread, and calls `finish`."""
         began = time.perf_counter()
         text = validate_query(query, k, mode)
         if rerank and not self.has_reranker:
             raise InvalidQueryError("no reranker configured: run `bertsearch reranker use PATH` or pass --reranker")
         reranking = self.has_reranker if rerank is None else rerank
-        final_k = k
-        if reranking:
-            k = max(k, self.rerank_depth)
-        timings: dict[str, float] = {}
-        depth = max(k, FUSION_DEPTH) if mode == "hybrid" else k
-        dense = bm25 = None
-
-        def keyword_documents() -> list[PassageHit]:
-            start = time.perf_counter()
-            found = self._documents(lambda n: self.store.keyword_search(text, n, filter), depth)
-            timings["bm25"] = _ms_since(start)
-            return found
-
+        retrieve_k = max(k, self.rerank_depth) if reranking else k
+        depth = max(retrieve_k, FUSION_DEPTH) if mode == "hybrid" else retrieve_k
+        pending = PendingSearch(text, mode, k, retrieve_k, depth, filter, reranking, began)
         # Hybrid runs BM25 on another thread while the query is encoded: both release the GIL (SQLite,
         # torch), so the keyword search costs no wall time when a core is free.
-        keyword = self._keyword_pool.submit(keyword_documents) if mode == "hybrid" else None
-        if mode in ("dense", "hybrid"):
+        if mode == "hybrid":
+            pending.keyword = self._keyword_pool.submit(self._keyword_documents, pending)
+        return pending
+
+    def finish(self, pending: PendingSearch, vector: np.ndarray | None) -> SearchResult:
+        """The rest of `search` once the query's vector (None for BM25) is known: retrieval, fusion, reranking."""
+        timings = pending.timings
+        dense = bm25 = None
+        if pending.needs_vector:
+            if vector is None:
+                raise ValueError(f"a {pending.mode} search needs the query's vector")
             start = time.perf_counter()
-            vector = self.encoder.encode_query(text)
-            timings["encode"] = _ms_since(start)
-            start = time.perf_counter()
-            dense = self._documents(lambda n: self.store.dense_search(vector, n, filter), depth)
+            dense = self._documents(lambda n: self.store.dense_search(vector, n, pending.filter), pending.depth)
             timings["dense"] = _ms_since(start)
-        if keyword is not None:
-            bm25 = keyword.result()
-        elif mode == "bm25":
-            bm25 = keyword_documents()
+        if pending.keyword is not None:
+            bm25 = pending.keyword.result()
+        elif pending.mode == "bm25":
+            bm25 = self._keyword_documents(pending)
+        k = pending.retrieve_k
         if dense is not None and bm25 is not None:
             start = time.perf_counter()
             hits = _fuse(dense, bm25)[:k]
@@ -150,16 +187,22 @@ class Searcher:
         else:
             single = dense if dense is not None else bm25
             assert single is not None
-            hits = [_hit(p, p.score, {mode: p.score}) for p in single[:k]]
-        if reranking:
+            hits = [_hit(p, p.score, {pending.mode: p.score}) for p in single[:k]]
+        if pending.reranking:
             start = time.perf_counter()
             reranker = self.reranker
             assert reranker is not None
             depth = self.rerank_depth
-            hits = (reranker.rerank(text, hits[:depth]) + hits[depth:])[:final_k]
+            hits = (reranker.rerank(pending.text, hits[:depth]) + hits[depth:])[: pending.k]
             timings["rerank"] = _ms_since(start)
-        timings["total"] = _ms_since(began)
-        return SearchResult(query=text, mode=mode, hits=hits, timings_ms=timings)
+        timings["total"] = _ms_since(pending.began)
+        return SearchResult(query=pending.text, mode=pending.mode, hits=hits, timings_ms=timings)
+
+    def _keyword_documents(self, pending: PendingSearch) -> list[PassageHit]:
+        start = time.perf_counter()
+        found = self._documents(lambda n: self.store.keyword_search(pending.text, n, pending.filter), pending.depth)
+        pending.timings["bm25"] = _ms_since(start)
+        return found
 
     @staticmethod
     def _documents(retrieve: Callable[[int], list[PassageHit]], count: int) -> list[PassageHit]:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -123,6 +124,23 @@ def test_background_log_writes_in_batches_and_counts_failures(tmp_path: Path) ->
     broken.flush()
     assert (broken.failures, broken.last_error) == (1, "disk full")
     broken.close()
+
+
+def test_background_log_writes_on_its_own_within_its_interval_and_drops_past_its_limit(tmp_path: Path) -> None:
+    background = BackgroundQueryLog(SqliteQueryLog(tmp_path / "queries.sqlite3"), interval=0.1)
+    background.record(event("unflushed"))
+    deadline = time.monotonic() + 10
+    while not background.log.read() and time.monotonic() < deadline:  # no flush: the writer wakes by itself
+        time.sleep(0.05)
+    assert [e.query for e in background.log.read()] == ["unflushed"]
+    background.close()
+
+    full = BackgroundQueryLog(SqliteQueryLog(tmp_path / "full.sqlite3"), max_pending=3, interval=60)
+    for i in range(5):
+        full.record(event(f"q{i}"))
+    assert full.failures == 2
+    full.close()  # writes what was queued, though its interval is far off
+    assert [e.query for e in SqliteQueryLog(tmp_path / "full.sqlite3").read()] == ["q0", "q1", "q2"]
 
 
 @pytest.mark.elasticsearch

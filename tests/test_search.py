@@ -70,6 +70,22 @@ def test_hybrid_fuses_the_same_rankings_its_parts_return_though_bm25_runs_beside
     assert stages["total"] <= sum(v for k, v in stages.items() if k != "total") + 50
 
 
+def test_a_search_started_then_finished_with_its_vector_equals_the_whole_search(searcher: Searcher) -> None:
+    """The server's path: `start`, the vector encoded elsewhere, `finish`."""
+    query = "gas from yeast and dust on planets"
+    for mode in ("dense", "bm25", "hybrid"):
+        pending = searcher.start(query, k=3, mode=mode)
+        assert pending.needs_vector == (mode != "bm25") and (pending.keyword is not None) == (mode == "hybrid")
+        vector = searcher.encoder.encode_query(pending.text) if pending.needs_vector else None
+        finished = searcher.finish(pending, vector)
+        whole = searcher.search(query, k=3, mode=mode)
+        assert [(h.doc_id, h.scores) for h in finished.hits] == [(h.doc_id, h.scores) for h in whole.hits], mode
+    with pytest.raises(InvalidQueryError, match="empty"):
+        searcher.start("  ", k=3, mode="dense")
+    with pytest.raises(ValueError, match="needs the query's vector"):
+        searcher.finish(searcher.start(query, k=3, mode="dense"), None)
+
+
 def test_filters_apply_to_every_mode(searcher: Searcher) -> None:
     only_food = SearchFilter(source_prefix=str(Path(searcher.store.get_document("food/bread.txt").source).parent))
     for mode in ("dense", "bm25", "hybrid"):

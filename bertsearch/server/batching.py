@@ -9,12 +9,14 @@ spin-wait for cores), so one thread owns the models and the request threads hand
 - bulk encoding (document writes, the embeddings endpoint), cut into small chunks.
 
 Each round the worker runs one query batch, then one rerank, then one bulk chunk, so a large write delays
-queries by at most one chunk, and queries never starve writes. Request threads do everything else (store
-searches, fusion, JSON) in parallel with the next forward pass.
+queries by at most one chunk, and queries never starve writes. Everything else (store searches, fusion, JSON)
+runs on other threads in parallel with the next forward pass; a search's coroutine awaits its vector
+(`encode_query_async`) without holding a thread.
 """
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import threading
 import time
@@ -63,9 +65,22 @@ class InferenceWorker:
 
     def encode_query(self, text: str, timeout: float) -> np.ndarray:
         """The query's vector, encoded in a batch with whatever other queries are waiting."""
+        return self._wait(self.submit_query(text), timeout)
+
+    async def encode_query_async(self, text: str, timeout: float) -> np.ndarray:
+        """`encode_query` for a coroutine: the event loop waits for the vector, no thread does."""
+        future = self.submit_query(text)
+        try:
+            return await asyncio.wait_for(asyncio.wrap_future(future), timeout)
+        except asyncio.TimeoutError:
+            future.cancel()  # dropped if still waiting; if running, its result is discarded
+            raise WorkerBusyError(_timeout_message(timeout)) from None
+
+    def submit_query(self, text: str) -> Future:
+        """Queue `text` for the next query batch; the future's result is its vector."""
         future: Future = Future()
         self._submit(self._queries, (text, future), interactive=True)
-        return self._wait(future, timeout)
+        return future
 
     def rerank(self, rerank: Callable[[], list[Hit]], timeout: float) -> list[Hit]:
         """Run one query's reranking on the worker."""
@@ -114,7 +129,7 @@ class InferenceWorker:
         except FutureTimeout:
             # A job still waiting is dropped; one already running finishes and its result is discarded.
             future.cancel()
-            raise WorkerBusyError(f"the request waited more than {timeout:g} s for the model; retry shortly") from None
+            raise WorkerBusyError(_timeout_message(timeout)) from None
 
     def _run(self) -> None:
         import torch
@@ -154,6 +169,10 @@ class InferenceWorker:
         self.queries_encoded += len(live)
         for (_, future), vector in zip(live, vectors):
             future.set_result(vector)
+
+
+def _timeout_message(timeout: float) -> str:
+    return f"the request waited more than {timeout:g} s for the model; retry shortly"
 
 
 def _run_job(function: Callable[[], object], future: Future) -> None:

@@ -1,7 +1,7 @@
 """The HTTP API: thin handlers that validate, call the `SearchService`, and shape the answer.
 
-Handlers are plain functions, so FastAPI runs them on its thread pool: a search waiting for the inference
-worker blocks only its own thread.
+Handlers are plain functions, which FastAPI runs on its thread pool, except search: a coroutine, so that no
+thread is held while its query waits for the inference worker.
 """
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ import hmac
 from datetime import datetime, timedelta, timezone
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
+from pydantic import BaseModel
 
 from bertsearch.search import SearchResult
 from bertsearch.server.schemas import (
@@ -94,11 +95,11 @@ def ready(svc: SearchService = Depends(service)) -> ReadyResponse:
 
 
 @router.post("/search", response_model=SearchResponse, tags=["search"], dependencies=[Depends(reader)])
-def search(body: SearchRequest, svc: SearchService = Depends(service)) -> SearchResponse:
+async def search(body: SearchRequest, svc: SearchService = Depends(service)) -> Response:
     """The top `k` documents for `query`, each with its best passage, highlighted."""
     search_filter = SearchFilter(source_prefix=body.filters.source_prefix, metadata=dict(body.filters.metadata))
-    result = svc.search(body.query, body.k, body.mode, search_filter, body.rerank)
-    return _search_response(result, body.k)
+    return await svc.search(body.query, body.k, body.mode, search_filter, body.rerank,
+                            respond=lambda result: _json(_search_response(result, body.k)))
 
 
 @router.get("/documents/{doc_id:path}", response_model=DocumentOut, tags=["documents"],
@@ -169,6 +170,12 @@ def _write(svc: SearchService, documents: list[DocumentIn]) -> WriteResponse:
         seconds=summary.seconds,
         durable=True,
     )
+
+
+def _json(model: BaseModel) -> Response:
+    """`model` serialised by the calling thread; returned from a coroutine, FastAPI would serialise it (and
+    validate it again) on the event loop."""
+    return Response(model.model_dump_json(), media_type="application/json")
 
 
 def _search_response(result: SearchResult, k: int) -> SearchResponse:

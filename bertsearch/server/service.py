@@ -2,22 +2,29 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Callable, TypeVar
 
 import numpy as np
 
 from bertsearch.indexer.pipeline import Indexer, IndexSummary
 from bertsearch.querylog import BackgroundQueryLog, open_query_log, query_event
 from bertsearch.querystats import QueryStats, compute_query_stats, read_query_stats
-from bertsearch.search import SearchResult, Searcher, open_searcher
+from bertsearch.search import PendingSearch, SearchResult, Searcher, open_searcher
 from bertsearch.server.batching import InferenceWorker, WorkerEncoder, WorkerReranker
 from bertsearch.stores import SearchFilter, StoreLocation, StoreStats
 from bertsearch.types import Document
 
+T = TypeVar("T")
+
+# Searches in progress past their encoding, at most, on a store whose reads run in parallel, or reranking.
+SEARCH_POOL_THREADS = 8
 # Index figures attached to query events are at most this old (seconds); writes refresh them at once.
 STATS_MAX_AGE = 30.0
 
@@ -70,6 +77,12 @@ class SearchService:
         )
         self.indexer = Indexer(self.store, WorkerEncoder(self.worker, settings.write_timeout),
                                self.store.settings.chunking)
+        # One thread runs the searches of a store whose reads take turns: more would only queue on its lock
+        # and contend for the GIL.
+        self._search_thread = (
+            ThreadPoolExecutor(1, thread_name_prefix="search") if not self.store.concurrent_reads else None
+        )
+        self._pool = ThreadPoolExecutor(SEARCH_POOL_THREADS, thread_name_prefix="search-pool")
         self._write_lock = threading.Lock()
         self._stats: tuple[float, StoreStats] | None = None
         self._stats_lock = threading.Lock()
@@ -78,13 +91,29 @@ class SearchService:
         )
         self.searcher.search("warm up the caches", k=1, mode="hybrid" if self.store.stats().passages else "bm25")
 
-    def search(self, query: str, k: int, mode: str, filter: SearchFilter, rerank: bool | None) -> SearchResult:
-        result = self.searcher.search(query, k=k, mode=mode, filter=filter, rerank=rerank)
+    async def search(self, query: str, k: int, mode: str, filter: SearchFilter, rerank: bool | None,
+                     respond: Callable[[SearchResult], T]) -> T:
+        """`respond` to the search's result, computed without a thread waiting while the query is encoded.
+
+        The event loop awaits the vector; the rest (retrieval, fusion, reranking, the query log, `respond`)
+        runs on the search thread, or on the pool for a store whose reads run in parallel and for reranking
+        (which waits ~100 ms for the worker)."""
+        pending = self.searcher.start(query, k, mode, filter, rerank)
+        vector = None
+        if pending.needs_vector:
+            started = time.perf_counter()
+            vector = await self.worker.encode_query_async(pending.text, self.settings.search_timeout)
+            pending.timings["encode"] = (time.perf_counter() - started) * 1000.0
+        executor = self._search_thread if self._search_thread is not None and not pending.reranking else self._pool
+        return await asyncio.get_running_loop().run_in_executor(executor, self._finish, pending, vector, respond)
+
+    def _finish(self, pending: PendingSearch, vector: np.ndarray | None, respond: Callable[[SearchResult], T]) -> T:
+        result = self.searcher.finish(pending, vector)
         if self.query_log is not None:
-            self.query_log.record(query_event(result, k, self.location, origin="server",
+            self.query_log.record(query_event(result, pending.k, self.location, origin="server",
                                               hashed=self.settings.query_log == "hashed",
                                               index_stats=self.index_stats()))
-        return result
+        return respond(result)
 
     def embed(self, texts: list[str]) -> np.ndarray:
         return self.worker.encode_bulk(texts, self.settings.search_timeout)
@@ -126,6 +155,9 @@ class SearchService:
     def close(self) -> None:
         """Stop the worker, write the queued query events, and close the store (which saves its vectors)."""
         self.worker.stop()
+        for executor in (self._search_thread, self._pool):
+            if executor is not None:
+                executor.shutdown(wait=True, cancel_futures=True)
         if self.query_log is not None:
             self.query_log.close()
         self.store.close()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, ClassVar, Sequence
 
 import numpy as np
 
@@ -56,6 +56,9 @@ class Store(ABC):
     """
 
     settings: IndexSettings
+    # False for a store whose reads take one lock in turn (the embedded store): a server then runs them on one
+    # thread, as more would only queue on the lock and contend for the GIL.
+    concurrent_reads: ClassVar[bool] = True
 
     @abstractmethod
     def stored_documents(self) -> dict[str, StoredDocument]:

@@ -82,6 +82,8 @@ def _faiss_threads(count: int) -> Iterator[None]:
 class EmbeddedStore(Store):
     """Documents and vectors in one folder, no server: SQLite + FTS5 for text and BM25, FAISS for kNN."""
 
+    concurrent_reads = False  # one SQLite connection and one FAISS index, behind `_lock`
+
     def __init__(self, index_dir: Path, settings: IndexSettings) -> None:
         self.index_dir = index_dir
         self.settings = settings

@@ -280,3 +280,25 @@ def test_protected_reads_reranking_hashed_log_and_clean_shutdown(server_index: P
     assert "vitamin" not in "".join(q for q, _, _ in logged).lower()
     assert logged[0][0] == logged[1][0]  # the same query, however written, has the same digest
     assert logged[0][1] == 1 and logged[0][2] >= 1 and logged[1][1:] == (0, None)
+
+
+def test_a_failing_store_answers_5xx_with_a_request_id_and_no_internals(server_index: Path, tmp_path: Path) -> None:
+    """A real failure under a running server (its keyword index dropped behind its back): the client gets a
+    generic 5xx and a request id; the details, under that id, go only to the server's log."""
+    index_dir = tmp_path / "idx"
+    shutil.copytree(server_index, index_dir, ignore=shutil.ignore_patterns("querylog", "write.lock"))
+    broken = start_server(index_dir, "--query-log", "off")
+    try:
+        assert broken.search("vitamin D", mode="bm25").status == 200
+        with sqlite3.connect(index_dir / "store.sqlite3") as db:
+            db.execute("DROP TABLE passages_fts")
+        for mode in ("bm25", "hybrid"):
+            answer = broken.search("vitamin D", mode=mode)
+            assert answer.status in (500, 503), (mode, answer.status)
+            assert set(answer.body) == {"error", "request_id"}, answer.body
+            assert "passages_fts" not in json.dumps(answer.body) and "sqlite" not in json.dumps(answer.body).lower()
+            assert answer.body["request_id"] in broken.log.read_text()
+        assert broken.search("vitamin D", mode="dense").status == 200  # what does not need the table still works
+    finally:
+        stop_server(broken)
+    assert "passages_fts" in broken.log.read_text()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -62,5 +64,31 @@ def test_the_worker_encoder_is_a_text_encoder_and_nothing_more(encoder: Encoder)
         assert seen.info == encoder.info and seen.tokenizer is not encoder.tokenizer  # its own copy
         assert float(seen.encode_query("tides") @ encoder.encode_query("tides")) > 0.999
         assert seen.encode(["tides", "jazz"]).shape == (2, encoder.info.dimensions)
+    finally:
+        worker.stop()
+
+
+def test_coroutines_await_their_vectors_in_shared_passes_and_time_out_cleanly(encoder: Encoder) -> None:
+    """The server's search handler awaits `encode_query_async`: no thread waits, the batching is the same."""
+    worker = InferenceWorker(encoder)
+    try:
+        async def ask_all() -> list[np.ndarray]:
+            return await asyncio.gather(*(worker.encode_query_async(query, timeout=60) for query in QUERIES))
+
+        vectors = asyncio.run(ask_all())
+        for query, vector in zip(QUERIES, vectors):
+            assert float(vector @ encoder.encode_query(query)) > 0.999, query
+        assert worker.queries_encoded == len(QUERIES) and worker.query_batches < len(QUERIES)
+
+        # The worker busy with a slow job: the query's wait ends at its timeout, and the query is dropped.
+        slow = threading.Thread(target=worker.rerank, args=(lambda: time.sleep(1.0), 10))
+        slow.start()
+        time.sleep(0.1)
+        began = time.monotonic()
+        with pytest.raises(WorkerBusyError, match="waited more than 0.2 s"):
+            asyncio.run(worker.encode_query_async("tides", timeout=0.2))
+        assert time.monotonic() - began < 0.9
+        slow.join()
+        assert worker.queries_encoded == len(QUERIES)  # the dropped query was never encoded
     finally:
         worker.stop()
