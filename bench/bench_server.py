@@ -8,9 +8,9 @@ Starts the real server on a free loopback port, warms it up, then runs each clie
 then 8) for `--seconds` each, `--rounds` times: every client sends one search at a time over its own keep-alive
 connection, cycling through the queries. Prints one JSON object (and writes bench/results/server.json): per client
 count, pooled over the rounds, the requests, throughput, p50/p95/p99 latency, errors, the server's mean query
-batch size, and p50/p95 of each stage the server timed (from the responses' timings_ms) and of the time outside
-its search; plus the ratio of p95 at the largest client count to p95 with one client (target: under 2), pooled
-and per round, and the machine's load average.
+batch size, the share of the time its inference worker was busy, and p50/p95 of each stage the server timed
+(from the responses' timings_ms) and of the time outside its search; plus the ratio of p95 at the largest client
+count to p95 with one client (target: under 2), pooled and per round, and the machine's load average.
 """
 
 from __future__ import annotations
@@ -85,6 +85,7 @@ class Phase:
     seconds: float = 0.0
     queries_encoded: int = 0
     query_batches: int = 0
+    worker_busy_seconds: float = 0.0
 
     def add(self, other: "Phase") -> None:
         self.latencies_ms += other.latencies_ms
@@ -93,6 +94,7 @@ class Phase:
         self.seconds += other.seconds
         self.queries_encoded += other.queries_encoded
         self.query_batches += other.query_batches
+        self.worker_busy_seconds += other.worker_busy_seconds
 
     def summary(self) -> dict:
         samples = np.array(self.latencies_ms)
@@ -101,6 +103,7 @@ class Phase:
                 "throughput_per_s": round(samples.size / self.seconds, 1) if self.seconds else 0.0,
                 "p50_ms": round(p50, 1), "p95_ms": round(p95, 1), "p99_ms": round(p99, 1),
                 "mean_query_batch": round(self.queries_encoded / self.query_batches, 2) if self.query_batches else None,
+                "worker_busy": round(self.worker_busy_seconds / self.seconds, 3) if self.seconds else None,
                 "server_stages_ms": stage_percentiles(samples, self.timings)}
 
 
@@ -141,6 +144,7 @@ def run_clients(port: int, queries: list[str], clients: int, seconds: float, mod
     after = call(http.client.HTTPConnection("127.0.0.1", port, timeout=10), "GET", "/api/ready")[1]
     phase.queries_encoded = after["queries_encoded"] - before["queries_encoded"]
     phase.query_batches = after["query_batches"] - before["query_batches"]
+    phase.worker_busy_seconds = after["worker_busy_seconds"] - before["worker_busy_seconds"]
     for mine in per_client:
         phase.add(mine)
     return phase

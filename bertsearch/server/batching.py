@@ -55,6 +55,8 @@ class InferenceWorker:
         self.max_batch = max_batch
         self.query_batches = 0
         self.queries_encoded = 0
+        # Seconds spent running work (all lanes) since start: over a span of time, how busy the worker was.
+        self.busy_seconds = 0.0
         self._condition = threading.Condition()
         self._queries: deque[tuple[str, Future]] = deque()
         self._reranks: deque[tuple[Callable[[], object], Future]] = deque()
@@ -149,10 +151,12 @@ class InferenceWorker:
                 queries = [self._queries.popleft() for _ in range(min(self.max_batch, len(self._queries)))]
                 rerank = self._reranks.popleft() if self._reranks else None
                 bulk = self._bulk.popleft() if self._bulk else None
+            started = time.perf_counter()
             self._encode_queries(queries)
             for job in (rerank, bulk):
                 if job is not None:
                     _run_job(*job)
+            self.busy_seconds += time.perf_counter() - started
 
     def _encode_queries(self, jobs: list[tuple[str, Future]]) -> None:
         live = [(text, future) for text, future in jobs if future.set_running_or_notify_cancel()]

@@ -91,6 +91,7 @@ def ready(svc: SearchService = Depends(service)) -> ReadyResponse:
         query_log_failures=log.failures if log else 0,
         queries_encoded=svc.worker.queries_encoded,
         query_batches=svc.worker.query_batches,
+        worker_busy_seconds=round(svc.worker.busy_seconds, 6),
     )
 
 

@@ -134,6 +134,7 @@ class ReadyResponse(BaseModel):
     query_log_failures: int
     queries_encoded: int
     query_batches: int
+    worker_busy_seconds: float
 
 
 class ErrorResponse(BaseModel):

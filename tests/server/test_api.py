@@ -41,6 +41,7 @@ def test_health_and_readiness(server: RunningServer) -> None:
     assert ready["ready"] is True and ready["backend"] == "embedded"
     assert ready["documents"] >= 100 and ready["passages"] >= ready["documents"]
     assert ready["query_log"] == "on"
+    assert ready["queries_encoded"] >= 1 and ready["worker_busy_seconds"] > 0  # the start-up warm-up search
 
 
 def test_search_finds_relevant_documents_in_every_mode(server: RunningServer, scifact_slice: Path) -> None:

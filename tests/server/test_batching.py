@@ -24,6 +24,7 @@ def encoder() -> Encoder:
 
 def test_concurrent_queries_share_forward_passes_and_get_their_own_vectors(encoder: Encoder) -> None:
     expected = {query: encoder.encode_query(query) for query in QUERIES}
+    began = time.monotonic()
     worker = InferenceWorker(encoder)
     try:
         assert encoder.releases_gil  # forward passes must not wait on request threads for the GIL
@@ -44,6 +45,7 @@ def test_concurrent_queries_share_forward_passes_and_get_their_own_vectors(encod
             assert float(results[query] @ expected[query]) > 0.999, query
         assert worker.queries_encoded == len(QUERIES)
         assert worker.query_batches < len(QUERIES)  # 24 queries at once cannot all have gone one by one
+        assert 0 < worker.busy_seconds < time.monotonic() - began
     finally:
         worker.stop()
 
