@@ -15,7 +15,7 @@ import numpy as np
 from ir_measures import R, RR, nDCG
 
 from bertsearch.errors import DatasetError
-from bertsearch.search import MODES, Searcher
+from bertsearch.search import MODES, Searcher, ms_since
 
 MEASURES = (nDCG @ 10, RR @ 10, R @ 100)
 RUN_DEPTH = 100
@@ -103,7 +103,7 @@ def run_pipeline(
     for query_id, text in queries.items():
         started = time.perf_counter()
         doc_ids = search(text)
-        latencies.append((time.perf_counter() - started) * 1000.0)
+        latencies.append(ms_since(started))
         if ignore_identical_ids:
             doc_ids = [d for d in doc_ids if d != query_id]
         # Scores from ranks keep our exact order; trec_eval would otherwise break score ties by doc id.

@@ -138,7 +138,7 @@ class Searcher:
         if pending.needs_vector:
             started = time.perf_counter()
             vector = self.encoder.encode_query(pending.text)
-            pending.timings["encode"] = _ms_since(started)
+            pending.timings["encode"] = ms_since(started)
         return self.finish(pending, vector)
 
     def start(
@@ -174,7 +174,7 @@ class Searcher:
                 raise ValueError(f"a {pending.mode} search needs the query's vector")
             start = time.perf_counter()
             dense = self._documents(lambda n: self.store.dense_search(vector, n, pending.filter), pending.depth)
-            timings["dense"] = _ms_since(start)
+            timings["dense"] = ms_since(start)
         if pending.keyword is not None:
             bm25 = pending.keyword.result()
         elif pending.mode == "bm25":
@@ -183,7 +183,7 @@ class Searcher:
         if dense is not None and bm25 is not None:
             start = time.perf_counter()
             hits = _fuse(dense, bm25)[:k]
-            timings["fuse"] = _ms_since(start)
+            timings["fuse"] = ms_since(start)
         else:
             single = dense if dense is not None else bm25
             assert single is not None
@@ -194,14 +194,14 @@ class Searcher:
             assert reranker is not None
             depth = self.rerank_depth
             hits = (reranker.rerank(pending.text, hits[:depth]) + hits[depth:])[: pending.k]
-            timings["rerank"] = _ms_since(start)
-        timings["total"] = _ms_since(pending.began)
+            timings["rerank"] = ms_since(start)
+        timings["total"] = ms_since(pending.began)
         return SearchResult(query=pending.text, mode=pending.mode, hits=hits, timings_ms=timings)
 
     def _keyword_documents(self, pending: PendingSearch) -> list[PassageHit]:
         start = time.perf_counter()
         found = self._documents(lambda n: self.store.keyword_search(pending.text, n, pending.filter), pending.depth)
-        pending.timings["bm25"] = _ms_since(start)
+        pending.timings["bm25"] = ms_since(start)
         return found
 
     @staticmethod
@@ -247,7 +247,8 @@ def _hit(passage: PassageHit, score: float, scores: dict[str, float]) -> Hit:
     )
 
 
-def _ms_since(start: float) -> float:
+def ms_since(start: float) -> float:
+    """Milliseconds since `start`, a `time.perf_counter()` reading: how every stage and latency is timed."""
     return (time.perf_counter() - start) * 1000.0
 
 

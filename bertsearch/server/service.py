@@ -16,7 +16,7 @@ import numpy as np
 from bertsearch.indexer.pipeline import Indexer, IndexSummary
 from bertsearch.querylog import BackgroundQueryLog, open_query_log, query_event
 from bertsearch.querystats import QueryStats, compute_query_stats, read_query_stats
-from bertsearch.search import PendingSearch, SearchResult, Searcher, open_searcher
+from bertsearch.search import PendingSearch, SearchResult, Searcher, ms_since, open_searcher
 from bertsearch.server.batching import InferenceWorker, WorkerEncoder, WorkerReranker
 from bertsearch.stores import SearchFilter, StoreLocation, StoreStats
 from bertsearch.types import Document
@@ -103,7 +103,7 @@ class SearchService:
         if pending.needs_vector:
             started = time.perf_counter()
             vector = await self.worker.encode_query_async(pending.text, self.settings.search_timeout)
-            pending.timings["encode"] = (time.perf_counter() - started) * 1000.0
+            pending.timings["encode"] = ms_since(started)
         executor = self._search_thread if self._search_thread is not None and not pending.reranking else self._pool
         return await asyncio.get_running_loop().run_in_executor(executor, self._finish, pending, vector, respond)
 
