@@ -8,9 +8,10 @@ Starts the real server on a free loopback port, warms it up, then runs each clie
 then 8) for `--seconds` each, `--rounds` times: every client sends one search at a time over its own keep-alive
 connection, cycling through the queries. Prints one JSON object (and writes bench/results/server.json): per client
 count, pooled over the rounds, the requests, throughput, p50/p95/p99 latency, errors, the server's mean query
-batch size, the share of the time its inference worker was busy, and p50/p95 of each stage the server timed
-(from the responses' timings_ms) and of the time outside its search; plus the ratio of p95 at the largest client
-count to p95 with one client (target: under 2), pooled and per round, and the machine's load average.
+batch size, the share of the time its inference worker was busy, the CPU time per request (server and clients,
+Linux only) and the mean latency it implies once the cores are saturated, and p50/p95 of each stage the server
+timed (from the responses' timings_ms) and of the time outside its search; plus the ratio of p95 at the largest
+client count to p95 with one client (target: under 2), pooled and per round, and the machine's load average.
 """
 
 from __future__ import annotations
@@ -86,6 +87,8 @@ class Phase:
     queries_encoded: int = 0
     query_batches: int = 0
     worker_busy_seconds: float = 0.0
+    server_cpu_seconds: float | None = None  # None where /proc is missing
+    client_cpu_seconds: float = 0.0
 
     def add(self, other: "Phase") -> None:
         self.latencies_ms += other.latencies_ms
@@ -95,6 +98,9 @@ class Phase:
         self.queries_encoded += other.queries_encoded
         self.query_batches += other.query_batches
         self.worker_busy_seconds += other.worker_busy_seconds
+        if other.server_cpu_seconds is not None:
+            self.server_cpu_seconds = (self.server_cpu_seconds or 0.0) + other.server_cpu_seconds
+        self.client_cpu_seconds += other.client_cpu_seconds
 
     def summary(self) -> dict:
         samples = np.array(self.latencies_ms)
@@ -104,10 +110,40 @@ class Phase:
                 "p50_ms": round(p50, 1), "p95_ms": round(p95, 1), "p99_ms": round(p99, 1),
                 "mean_query_batch": round(self.queries_encoded / self.query_batches, 2) if self.query_batches else None,
                 "worker_busy": round(self.worker_busy_seconds / self.seconds, 3) if self.seconds else None,
+                "mean_ms": round(float(samples.mean()), 1) if samples.size else 0.0, **self.cpu_summary(samples.size),
                 "server_stages_ms": stage_percentiles(samples, self.timings)}
 
+    def cpu_summary(self, requests: int) -> dict:
+        """CPU ms per request, of the server and of the clients (both share the machine's cores), the share of
+        all cores they kept busy, and `saturated_mean_ms`: the mean latency that `clients` closed-loop clients
+        cannot beat at that CPU cost per request (Little's law: clients / throughput, with throughput at most
+        cores / CPU per request). Batching more per forward pass lowers it; scheduling cannot."""
+        if self.server_cpu_seconds is None or not requests or not self.seconds:
+            return {}
+        cores = os.cpu_count() or 1
+        server_ms = self.server_cpu_seconds * 1000 / requests
+        client_ms = self.client_cpu_seconds * 1000 / requests
+        return {"cpu_ms_per_request": {"server": round(server_ms, 2), "clients": round(client_ms, 2)},
+                "cpu_busy": round((self.server_cpu_seconds + self.client_cpu_seconds) / (self.seconds * cores), 3),
+                "saturated_mean_ms": round(self.clients * (server_ms + client_ms) / cores, 1)}
 
-def run_clients(port: int, queries: list[str], clients: int, seconds: float, mode: str, k: int) -> Phase:
+
+def process_cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process so far, from /proc; None where there is no /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime: fields 14, 15
+
+
+def own_cpu_seconds() -> float:
+    times = os.times()
+    return times.user + times.system
+
+
+def run_clients(port: int, server_pid: int, queries: list[str], clients: int, seconds: float, mode: str,
+                k: int) -> Phase:
     """`clients` threads searching back to back until `seconds` pass; latencies of the requests that finished."""
     per_client = [Phase(clients) for _ in range(clients)]
     stop_at = time.monotonic() + seconds
@@ -134,13 +170,18 @@ def run_clients(port: int, queries: list[str], clients: int, seconds: float, mod
         connection.close()
 
     before = call(http.client.HTTPConnection("127.0.0.1", port, timeout=10), "GET", "/api/ready")[1]
+    server_cpu_before, client_cpu_before = process_cpu_seconds(server_pid), own_cpu_seconds()
     threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
     started = time.perf_counter()
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    phase = Phase(clients, seconds=time.perf_counter() - started)
+    phase = Phase(clients, seconds=time.perf_counter() - started,
+                  client_cpu_seconds=own_cpu_seconds() - client_cpu_before)
+    server_cpu_after = process_cpu_seconds(server_pid)
+    if server_cpu_before is not None and server_cpu_after is not None:
+        phase.server_cpu_seconds = server_cpu_after - server_cpu_before
     after = call(http.client.HTTPConnection("127.0.0.1", port, timeout=10), "GET", "/api/ready")[1]
     phase.queries_encoded = after["queries_encoded"] - before["queries_encoded"]
     phase.query_batches = after["query_batches"] - before["query_batches"]
@@ -188,11 +229,11 @@ def main() -> None:
     pooled = {clients: Phase(clients) for clients in counts}
     rounds: list[dict[int, dict]] = []
     try:
-        run_clients(port, queries, 1, 3.0, args.mode, args.k)  # warm-up, not reported
+        run_clients(port, process.pid, queries, 1, 3.0, args.mode, args.k)  # warm-up, not reported
         for _ in range(args.rounds):
             this_round = {}
             for clients in counts:
-                phase = run_clients(port, queries, clients, args.seconds, args.mode, args.k)
+                phase = run_clients(port, process.pid, queries, clients, args.seconds, args.mode, args.k)
                 pooled[clients].add(phase)
                 this_round[clients] = phase.summary()
                 print(json.dumps(this_round[clients]), file=sys.stderr)
