@@ -173,7 +173,8 @@ class Searcher:
             if vector is None:
                 raise ValueError(f"a {pending.mode} search needs the query's vector")
             start = time.perf_counter()
-            dense = self._documents(lambda n: self.store.dense_search(vector, n, pending.filter), pending.depth)
+            dense = self._documents(lambda n: self.store.dense_search(vector, n, pending.filter, texts=False),
+                                    pending.depth)
             timings["dense"] = ms_since(start)
         if pending.keyword is not None:
             bm25 = pending.keyword.result()
@@ -182,12 +183,16 @@ class Searcher:
         k = pending.retrieve_k
         if dense is not None and bm25 is not None:
             start = time.perf_counter()
-            hits = _fuse(dense, bm25)[:k]
+            ranked = _fuse(dense, bm25)[:k]
             timings["fuse"] = ms_since(start)
         else:
             single = dense if dense is not None else bm25
             assert single is not None
-            hits = [_hit(p, p.score, {pending.mode: p.score}) for p in single[:k]]
+            ranked = [(p, p.score, {pending.mode: p.score}) for p in single[:k]]
+        # The retrievers read ids only; the text of the passages that are shown (or reranked) is read now.
+        passages = {(p.doc_id, p.position): p for p in self.store.with_texts([p for p, _, _ in ranked])}
+        hits = [_hit(passages[key], score, scores) for p, score, scores in ranked
+                if (key := (p.doc_id, p.position)) in passages]
         if pending.reranking:
             start = time.perf_counter()
             reranker = self.reranker
@@ -200,7 +205,8 @@ class Searcher:
 
     def _keyword_documents(self, pending: PendingSearch) -> list[PassageHit]:
         start = time.perf_counter()
-        found = self._documents(lambda n: self.store.keyword_search(pending.text, n, pending.filter), pending.depth)
+        found = self._documents(lambda n: self.store.keyword_search(pending.text, n, pending.filter, texts=False),
+                                pending.depth)
         pending.timings["bm25"] = ms_since(start)
         return found
 
@@ -216,13 +222,14 @@ class Searcher:
             want *= 4
 
 
-def _fuse(dense: list[PassageHit], bm25: list[PassageHit]) -> list[Hit]:
-    """Reciprocal rank fusion of the two document rankings; a hit shows the passage its better retriever chose."""
+def _fuse(dense: list[PassageHit], bm25: list[PassageHit]) -> list[tuple[PassageHit, float, dict[str, float]]]:
+    """Reciprocal rank fusion of the two document rankings: each document's passage (the one its better retriever
+    chose), fused score and per-retriever scores, best first."""
     dense_by_doc = {p.doc_id: (rank, p) for rank, p in enumerate(dense)}
     bm25_by_doc = {p.doc_id: (rank, p) for rank, p in enumerate(bm25)}
-    fused = reciprocal_rank_fusion([[p.doc_id for p in dense], [p.doc_id for p in bm25]])
-    hits = []
-    for doc_id, score in fused:
+    ranking = reciprocal_rank_fusion([[p.doc_id for p in dense], [p.doc_id for p in bm25]])
+    fused = []
+    for doc_id, score in ranking:
         in_dense, in_bm25 = dense_by_doc.get(doc_id), bm25_by_doc.get(doc_id)
         candidates = [c for c in (in_dense, in_bm25) if c is not None]
         best = min(candidates, key=lambda c: c[0])[1]
@@ -231,8 +238,8 @@ def _fuse(dense: list[PassageHit], bm25: list[PassageHit]) -> list[Hit]:
             scores["dense"] = in_dense[1].score
         if in_bm25:
             scores["bm25"] = in_bm25[1].score
-        hits.append(_hit(best, score, scores))
-    return hits
+        fused.append((best, score, scores))
+    return fused
 
 
 def _hit(passage: PassageHit, score: float, scores: dict[str, float]) -> Hit:

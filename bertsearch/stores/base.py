@@ -81,12 +81,23 @@ class Store(ABC):
         """How many passages the store holds for each of `doc_ids` it holds; to check a run lost nothing."""
 
     @abstractmethod
-    def dense_search(self, vector: np.ndarray, k: int, filter: SearchFilter | None = None) -> list[PassageHit]:
-        """The k passages nearest to `vector` (inner product on normalised vectors), best first."""
+    def dense_search(self, vector: np.ndarray, k: int, filter: SearchFilter | None = None,
+                     texts: bool = True) -> list[PassageHit]:
+        """The k passages nearest to `vector` (inner product on normalised vectors), best first.
+
+        With `texts` False the hits carry their ids and scores only, no text, title or source: fusion ranks a
+        few hundred passages of each retriever to show ten, and reads only those ten (`with_texts`).
+        """
 
     @abstractmethod
-    def keyword_search(self, query: str, k: int, filter: SearchFilter | None = None) -> list[PassageHit]:
-        """The k best passages for `query` by BM25, best first."""
+    def keyword_search(self, query: str, k: int, filter: SearchFilter | None = None,
+                       texts: bool = True) -> list[PassageHit]:
+        """The k best passages for `query` by BM25, best first; `texts` as in `dense_search`."""
+
+    @abstractmethod
+    def with_texts(self, hits: Sequence[PassageHit]) -> list[PassageHit]:
+        """`hits` in their order and with their scores, each with its passage's text, title and source; a passage
+        deleted since it was found is left out."""
 
     @abstractmethod
     def get_document(self, doc_id: str) -> Document | None:

@@ -287,7 +287,8 @@ class ElasticsearchStore(Store):
 
     # -- reading ---------------------------------------------------------------------------------
 
-    def dense_search(self, vector: np.ndarray, k: int, filter: SearchFilter | None = None) -> list[PassageHit]:
+    def dense_search(self, vector: np.ndarray, k: int, filter: SearchFilter | None = None,
+                     texts: bool = True) -> list[PassageHit]:
         if k <= 0:
             return []
         k = min(k, MAX_RESULTS)
@@ -302,12 +303,13 @@ class ElasticsearchStore(Store):
         if clauses:
             # A kNN filter is applied during the graph search, so k matching passages still come back.
             knn["filter"] = clauses
-        response = self._call(self._client.search, index=self._target, knn=knn, size=k, source=PASSAGE_FIELDS)
+        response = self._call(self._client.search, index=self._target, knn=knn, size=k, source=_hit_fields(texts))
         self._follow_alias(response["hits"]["hits"])
         # Cosine `_score` is (1 + cos) / 2; report the inner product of unit vectors, as the embedded store does.
         return [_passage_hit(hit, 2.0 * hit["_score"] - 1.0) for hit in response["hits"]["hits"]]
 
-    def keyword_search(self, query: str, k: int, filter: SearchFilter | None = None) -> list[PassageHit]:
+    def keyword_search(self, query: str, k: int, filter: SearchFilter | None = None,
+                       texts: bool = True) -> list[PassageHit]:
         terms = porter_terms([" ".join(query_terms(query))])[0]
         if not terms or k <= 0:
             return []
@@ -316,10 +318,18 @@ class ElasticsearchStore(Store):
         match = {"combined_fields": {"query": terms, "fields": ["title_terms", "text_terms"]}}
         search = {"bool": {"must": [match], "filter": [{"term": {"kind": "passage"}}, *_filter_clauses(filter)]}}
         response = self._call(
-            self._client.search, index=self._target, query=search, size=min(k, MAX_RESULTS), source=PASSAGE_FIELDS
+            self._client.search, index=self._target, query=search, size=min(k, MAX_RESULTS), source=_hit_fields(texts)
         )
         self._follow_alias(response["hits"]["hits"])
         return [_passage_hit(hit, hit["_score"]) for hit in response["hits"]["hits"]]
+
+    def with_texts(self, hits: Sequence[PassageHit]) -> list[PassageHit]:
+        if not hits:
+            return []
+        ids = [_elasticsearch_id(hit.doc_id, str(hit.position)) for hit in hits]
+        response = self._call(self._client.mget, index=self._target, ids=ids, source=PASSAGE_FIELDS)
+        found = {(doc["_source"]["doc_id"], doc["_source"]["position"]): doc for doc in response["docs"] if doc.get("found")}
+        return [_passage_hit(found[key], hit.score) for hit in hits if (key := (hit.doc_id, hit.position)) in found]
 
     def get_document(self, doc_id: str) -> Document | None:
         response = self._call(
@@ -726,15 +736,20 @@ def _filter_clauses(filter: SearchFilter | None) -> list[dict[str, Any]]:
     return clauses
 
 
+def _hit_fields(texts: bool) -> list[str]:
+    """The `_source` fields a search returns: ids alone when the texts are read later (`with_texts`)."""
+    return PASSAGE_FIELDS if texts else ["doc_id", "position"]
+
+
 def _passage_hit(hit: dict[str, Any], score: float) -> PassageHit:
     source = hit["_source"]
     return PassageHit(
         doc_id=source["doc_id"],
         position=source["position"],
         score=float(score),
-        text=source["text"],
-        title=source["title"],
-        source=source["source"],
+        text=source.get("text", ""),
+        title=source.get("title", ""),
+        source=source.get("source", ""),
     )
 
 

@@ -82,7 +82,7 @@ def _faiss_threads(count: int) -> Iterator[None]:
 class EmbeddedStore(Store):
     """Documents and vectors in one folder, no server: SQLite + FTS5 for text and BM25, FAISS for kNN."""
 
-    concurrent_reads = False  # one SQLite connection and one FAISS index, behind `_lock`
+    concurrent_reads = False  # one FAISS index, searched behind `_lock` (passages are read in parallel)
 
     def __init__(self, index_dir: Path, settings: IndexSettings) -> None:
         self.index_dir = index_dir
@@ -97,6 +97,11 @@ class EmbeddedStore(Store):
         self._vectors: faiss.Index | None = None
         self._vectors_generation = -1
         self._vectors_saved = True
+        # Each thread that reads passages has its own read-only connection: SQLite (WAL) runs those reads in
+        # parallel, each on the last committed state, even beside a write. On one shared connection behind `_lock`,
+        # a server's hybrid searches queued on the lock, held 70-80% of the time (BM25 alone takes ~10 ms).
+        self._readers = threading.local()
+        self._reader_connections: list[sqlite3.Connection] = []
 
     @classmethod
     def create(cls, index_dir: Path, settings: IndexSettings) -> "EmbeddedStore":
@@ -175,6 +180,9 @@ class EmbeddedStore(Store):
                 self._write_lock_file.close()
                 self._write_lock_file = None
             self._db.close()
+            for reader in self._reader_connections:
+                reader.close()
+            self._reader_connections.clear()
 
     # -- reading ---------------------------------------------------------------------------------
 
@@ -191,7 +199,8 @@ class EmbeddedStore(Store):
                 ).fetchall())
         return counts
 
-    def dense_search(self, vector: np.ndarray, k: int, filter: SearchFilter | None = None) -> list[PassageHit]:
+    def dense_search(self, vector: np.ndarray, k: int, filter: SearchFilter | None = None,
+                     texts: bool = True) -> list[PassageHit]:
         with self._lock:
             index = self._sync_vectors()
             if index.ntotal == 0 or k <= 0:
@@ -207,11 +216,12 @@ class EmbeddedStore(Store):
                 params = self._search_params(index, None)
             with _faiss_threads(1):
                 scores, ids = index.search(query, min(k, index.ntotal), params=params)
-        # Rows are read after the lock is let go (and taken again for the read alone): request threads queue
-        # on this lock, and building hits holds the GIL. A passage deleted in between is simply left out.
-        return self._passage_hits([(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0])
+        # Rows are read after the lock is let go, on this thread's own connection: request threads queue on this
+        # lock, and building hits holds the GIL. A passage deleted in between is simply left out.
+        return self._passage_hits([(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0], texts)
 
-    def keyword_search(self, query: str, k: int, filter: SearchFilter | None = None) -> list[PassageHit]:
+    def keyword_search(self, query: str, k: int, filter: SearchFilter | None = None,
+                       texts: bool = True) -> list[PassageHit]:
         terms = query_terms(query)
         if not terms or k <= 0:
             return []
@@ -227,9 +237,25 @@ class EmbeddedStore(Store):
             + (f" AND {where}" if where else "")
             + " ORDER BY bm25(passages_fts) LIMIT ?"
         )
-        with self._lock:
-            rows = self._db.execute(sql, (match, *args, k)).fetchall()
-        return self._passage_hits([(int(i), float(s)) for i, s in rows])
+        rows = self._reader().execute(sql, (match, *args, k)).fetchall()
+        return self._passage_hits([(int(i), float(s)) for i, s in rows], texts)
+
+    def with_texts(self, hits: Sequence[PassageHit]) -> list[PassageHit]:
+        if not hits:
+            return []
+        keys = [(hit.doc_id, hit.position) for hit in hits]
+        # Joined from a VALUES list, each key is one lookup in the (doc_id, position) index; as a row-value IN,
+        # SQLite 3.40 scans every passage.
+        rows = self._reader().execute(
+            "SELECT p.doc_id, p.position, p.text, p.title, d.source"
+            f" FROM (VALUES {','.join(['(?, ?)'] * len(keys))}) AS wanted"
+            " JOIN passages p ON p.doc_id = wanted.column1 AND p.position = wanted.column2"
+            " JOIN documents d ON d.doc_id = p.doc_id",
+            [value for key in keys for value in key],
+        ).fetchall()
+        found = {(row[0], row[1]): row[2:] for row in rows}
+        return [PassageHit(hit.doc_id, hit.position, hit.score, *found[key])
+                for hit, key in zip(hits, keys) if key in found]
 
     def get_document(self, doc_id: str) -> Document | None:
         with self._lock:
@@ -292,24 +318,30 @@ class EmbeddedStore(Store):
             return params
         return faiss.SearchParameters(sel=selector)
 
-    def _passage_hits(self, ranked: list[tuple[int, float]]) -> list[PassageHit]:
+    def _passage_hits(self, ranked: list[tuple[int, float]], texts: bool) -> list[PassageHit]:
+        """Hits for (passage row id, score) pairs; without `texts`, only the ids are read (measured on SciFact:
+        0.5 ms for 300 passages, against 2.0 ms with their texts and sources)."""
         if not ranked:
             return []
         ids = [i for i, _ in ranked]
-        placeholders = ",".join("?" * len(ids))
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT p.id, p.doc_id, p.position, p.text, p.title, d.source FROM passages p"
-                f" JOIN documents d ON d.doc_id = p.doc_id WHERE p.id IN ({placeholders})",
-                ids,
-            ).fetchall()
+        columns = ("p.id, p.doc_id, p.position, p.text, p.title, d.source FROM passages p"
+                   " JOIN documents d ON d.doc_id = p.doc_id") if texts else "p.id, p.doc_id, p.position FROM passages p"
+        rows = self._reader().execute(f"SELECT {columns} WHERE p.id IN ({','.join('?' * len(ids))})", ids).fetchall()
         by_id = {row[0]: row for row in rows}
-        hits = []
-        for passage_id, score in ranked:
-            row = by_id.get(passage_id)
-            if row is not None:
-                hits.append(PassageHit(doc_id=row[1], position=row[2], score=score, text=row[3], title=row[4], source=row[5]))
-        return hits
+        return [PassageHit(row[1], row[2], score, *row[3:]) for passage_id, score in ranked
+                if (row := by_id.get(passage_id)) is not None]
+
+    def _reader(self) -> sqlite3.Connection:
+        """This thread's read-only connection to the database, opened on its first read."""
+        reader = getattr(self._readers, "connection", None)
+        if reader is None:
+            reader = sqlite3.connect(self.index_dir / DATABASE_NAME, check_same_thread=False, isolation_level=None)
+            reader.execute("PRAGMA query_only=1")
+            reader.execute("PRAGMA busy_timeout=10000")
+            with self._lock:
+                self._reader_connections.append(reader)
+            self._readers.connection = reader
+        return reader
 
     def _sync_vectors(self) -> faiss.Index:
         """The FAISS index, loaded or rebuilt and brought up to the database's current generation."""

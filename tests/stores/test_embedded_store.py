@@ -49,6 +49,39 @@ def test_dense_search_finds_the_stored_vector_first(store: EmbeddedStore) -> Non
     assert len(hits) == 3
 
 
+def test_searches_without_texts_give_the_same_hits_and_with_texts_reads_them(store: EmbeddedStore) -> None:
+    store.write([encoded("a", ["zebra one", "zebra two"], 1), encoded("b", ["zebra three"], 2)])
+    for search in (lambda texts: store.dense_search(unit(101), 3, texts=texts),
+                   lambda texts: store.keyword_search("zebra", 3, texts=texts)):
+        full, light = search(True), search(False)
+        assert [(h.doc_id, h.position, h.score) for h in light] == [(h.doc_id, h.position, h.score) for h in full]
+        assert all(h.text == h.title == h.source == "" for h in light)
+        assert store.with_texts(light) == full
+        assert store.with_texts(light[::-1]) == full[::-1]  # the caller's order, not the store's
+    light = store.dense_search(unit(101), 3, texts=False)
+    store.delete(["b"])
+    assert [h.doc_id for h in store.with_texts(light)] == [h.doc_id for h in light if h.doc_id != "b"]
+    assert store.with_texts([]) == []
+
+
+def test_reading_threads_see_each_committed_write(store: EmbeddedStore) -> None:
+    """Each reading thread has its own connection; it must never keep reading an older state."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as reader:  # one thread, so the same connection every time
+        def found(query: str) -> set[str]:
+            return reader.submit(lambda: {h.doc_id for h in store.keyword_search(query, 10)}).result()
+
+        store.write([encoded("a", ["zebra crossing"], 1)])
+        assert found("zebra") == {"a"}
+        store.write([encoded("b", ["zebra stripes"], 2)])
+        assert found("zebra") == {"a", "b"}
+        store.delete(["a"])
+        assert found("zebra") == {"b"}
+        assert reader.submit(lambda: [h.text for h in store.with_texts(store.dense_search(unit(200), 1))]).result() == [
+            "zebra stripes"]
+
+
 def test_rewrite_replaces_all_passages_of_a_document(store: EmbeddedStore) -> None:
     store.write([encoded("a", ["one", "two", "three"], 1)])
     store.write([encoded("a", ["uno"], 5)])
