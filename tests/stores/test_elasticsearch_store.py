@@ -20,6 +20,7 @@ from bertsearch.stores import elasticsearch as es_module
 from bertsearch.stores.base import EncodedDocument
 from bertsearch.stores.elasticsearch import ElasticsearchConnection, ElasticsearchStore, with_layout_defaults
 from bertsearch.types import Document, Passage
+from tests.stores.contract import check_ids_only_searches_and_with_texts
 
 if TYPE_CHECKING:
     from tests.conftest import ElasticsearchNode
@@ -98,17 +99,7 @@ def test_dense_search_ranks_exactly_on_a_small_set(store: ElasticsearchStore) ->
 def test_searches_without_texts_give_the_same_hits_and_with_texts_reads_them(store: ElasticsearchStore) -> None:
     long_id = "z" * 600  # its `_id` is a hash: with_texts must find it all the same
     store.write([encoded("a", ["zebra one", "zebra two"], 1), encoded(long_id, ["zebra three"], 2)])
-    for search in (lambda texts: store.dense_search(unit(101), 3, texts=texts),
-                   lambda texts: store.keyword_search("zebra", 3, texts=texts)):
-        full, light = search(True), search(False)
-        assert [(h.doc_id, h.position, h.score) for h in light] == [(h.doc_id, h.position, h.score) for h in full]
-        assert all(h.text == h.title == h.source == "" for h in light)
-        assert store.with_texts(light) == full
-        assert store.with_texts(light[::-1]) == full[::-1]  # the caller's order, not the store's
-    light = store.dense_search(unit(101), 3, texts=False)
-    store.delete([long_id])
-    assert [h.doc_id for h in store.with_texts(light)] == [h.doc_id for h in light if h.doc_id != long_id]
-    assert store.with_texts([]) == []
+    check_ids_only_searches_and_with_texts(store, unit(101), "zebra", deleted=long_id)
 
 
 def test_rewrite_with_fewer_passages_leaves_no_stale_ones(store: ElasticsearchStore) -> None:

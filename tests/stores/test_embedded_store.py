@@ -14,6 +14,7 @@ from bertsearch.stores import embedded
 from bertsearch.stores.base import EncodedDocument
 from bertsearch.stores.embedded import EmbeddedStore
 from bertsearch.types import Document, Passage
+from tests.stores.contract import check_ids_only_searches_and_with_texts
 
 DIMS = 16
 
@@ -51,17 +52,7 @@ def test_dense_search_finds_the_stored_vector_first(store: EmbeddedStore) -> Non
 
 def test_searches_without_texts_give_the_same_hits_and_with_texts_reads_them(store: EmbeddedStore) -> None:
     store.write([encoded("a", ["zebra one", "zebra two"], 1), encoded("b", ["zebra three"], 2)])
-    for search in (lambda texts: store.dense_search(unit(101), 3, texts=texts),
-                   lambda texts: store.keyword_search("zebra", 3, texts=texts)):
-        full, light = search(True), search(False)
-        assert [(h.doc_id, h.position, h.score) for h in light] == [(h.doc_id, h.position, h.score) for h in full]
-        assert all(h.text == h.title == h.source == "" for h in light)
-        assert store.with_texts(light) == full
-        assert store.with_texts(light[::-1]) == full[::-1]  # the caller's order, not the store's
-    light = store.dense_search(unit(101), 3, texts=False)
-    store.delete(["b"])
-    assert [h.doc_id for h in store.with_texts(light)] == [h.doc_id for h in light if h.doc_id != "b"]
-    assert store.with_texts([]) == []
+    check_ids_only_searches_and_with_texts(store, unit(101), "zebra", deleted="b")
 
 
 def test_reading_threads_see_each_committed_write(store: EmbeddedStore) -> None:
