@@ -62,6 +62,13 @@ class PendingSearch:
     def needs_vector(self) -> bool:
         return self.mode in ("dense", "hybrid")
 
+    @property
+    def fuses(self) -> bool:
+        """Hybrid: each retriever returns ids and scores only, and the text of the fused ranking's final hits is read
+        after fusion (`Store.with_texts`). One retriever's hits are the ones shown, so it reads their text itself:
+        a second request would cost Elasticsearch a round trip (measured: +9% on a dense query)."""
+        return self.mode == "hybrid"
+
 
 def best_passage_per_document(hits: Sequence[PassageHit]) -> list[PassageHit]:
     """Keep each document's first (best) passage, in rank order."""
@@ -173,8 +180,9 @@ class Searcher:
             if vector is None:
                 raise ValueError(f"a {pending.mode} search needs the query's vector")
             start = time.perf_counter()
-            dense = self._documents(lambda n: self.store.dense_search(vector, n, pending.filter, texts=False),
-                                    pending.depth)
+            dense = self._documents(
+                lambda n: self.store.dense_search(vector, n, pending.filter, texts=not pending.fuses), pending.depth
+            )
             timings["dense"] = ms_since(start)
         if pending.keyword is not None:
             bm25 = pending.keyword.result()
@@ -189,10 +197,11 @@ class Searcher:
             single = dense if dense is not None else bm25
             assert single is not None
             ranked = [(p, p.score, {pending.mode: p.score}) for p in single[:k]]
-        # The retrievers read ids only; the text of the passages that are shown (or reranked) is read now.
-        passages = {(p.doc_id, p.position): p for p in self.store.with_texts([p for p, _, _ in ranked])}
-        hits = [_hit(passages[key], score, scores) for p, score, scores in ranked
-                if (key := (p.doc_id, p.position)) in passages]
+        if pending.fuses:  # the text of the passages that are shown (or reranked) is read now
+            passages = {(p.doc_id, p.position): p for p in self.store.with_texts([p for p, _, _ in ranked])}
+            ranked = [(passages[key], score, scores) for p, score, scores in ranked
+                      if (key := (p.doc_id, p.position)) in passages]
+        hits = [_hit(p, score, scores) for p, score, scores in ranked]
         if pending.reranking:
             start = time.perf_counter()
             reranker = self.reranker
@@ -205,8 +214,9 @@ class Searcher:
 
     def _keyword_documents(self, pending: PendingSearch) -> list[PassageHit]:
         start = time.perf_counter()
-        found = self._documents(lambda n: self.store.keyword_search(pending.text, n, pending.filter, texts=False),
-                                pending.depth)
+        found = self._documents(
+            lambda n: self.store.keyword_search(pending.text, n, pending.filter, texts=not pending.fuses), pending.depth
+        )
         pending.timings["bm25"] = ms_since(start)
         return found
 
