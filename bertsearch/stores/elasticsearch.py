@@ -328,7 +328,8 @@ class ElasticsearchStore(Store):
             return []
         ids = [_elasticsearch_id(hit.doc_id, str(hit.position)) for hit in hits]
         response = self._call(self._client.mget, index=self._target, ids=ids, source=PASSAGE_FIELDS)
-        found = {(doc["_source"]["doc_id"], doc["_source"]["position"]): doc for doc in response["docs"] if doc.get("found")}
+        found = {(doc["_source"]["doc_id"], doc["_source"]["position"]): doc
+                 for doc in response["docs"] if doc.get("found")}
         return [_passage_hit(found[key], hit.score) for hit in hits if (key := (hit.doc_id, hit.position)) in found]
 
     def get_document(self, doc_id: str) -> Document | None:

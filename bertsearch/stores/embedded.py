@@ -324,8 +324,10 @@ class EmbeddedStore(Store):
         if not ranked:
             return []
         ids = [i for i, _ in ranked]
-        columns = ("p.id, p.doc_id, p.position, p.text, p.title, d.source FROM passages p"
-                   " JOIN documents d ON d.doc_id = p.doc_id") if texts else "p.id, p.doc_id, p.position FROM passages p"
+        columns = "p.id, p.doc_id, p.position FROM passages p"
+        if texts:
+            columns = ("p.id, p.doc_id, p.position, p.text, p.title, d.source FROM passages p"
+                       " JOIN documents d ON d.doc_id = p.doc_id")
         rows = self._reader().execute(f"SELECT {columns} WHERE p.id IN ({','.join('?' * len(ids))})", ids).fetchall()
         by_id = {row[0]: row for row in rows}
         return [PassageHit(row[1], row[2], score, *row[3:]) for passage_id, score in ranked
