@@ -56,8 +56,8 @@ class Store(ABC):
     """
 
     settings: IndexSettings
-    # False for a store whose reads take one lock in turn (the embedded store): a server then runs them on one
-    # thread, as more would only queue on the lock and contend for the GIL.
+    # False for a store whose searches take one lock in turn (the embedded store's FAISS index): a server then
+    # runs them on one thread, as more would only queue on the lock and contend for the GIL.
     concurrent_reads: ClassVar[bool] = True
 
     @abstractmethod
