@@ -23,6 +23,16 @@ _WORD = re.compile(r"\w+", re.UNICODE)
 _SUFFIXES = ("ations", "ation", "ings", "ing", "edly", "ed", "ies", "es", "s", "ly")
 
 
+def has_lone_surrogate(text: str) -> bool:
+    """True if `text` holds a lone UTF-16 surrogate (from a JSON escape such as "\\ud800"): a Python string
+    can, but UTF-8, SQLite, Elasticsearch and the tokenizer cannot carry one."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
 def query_terms(query: str) -> list[str]:
     """The query's distinct words, lower-cased, stopwords dropped unless nothing else is left."""
     words = list(dict.fromkeys(word.lower() for word in _WORD.findall(query)))

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import codecs
 import csv
+import errno
 import gzip
 import json
+import math
 import os
 import re
+import stat
 import zlib
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence, TextIO
@@ -21,7 +24,9 @@ from typing import Any, Callable, Iterator, Sequence, TextIO
 import charset_normalizer
 
 from bertsearch.errors import BertsearchError
+from bertsearch.text import has_lone_surrogate
 from bertsearch.types import Document, SkippedFile
+from bertsearch.indexer.filenames import file_name_text
 
 DEFAULT_MAX_FILE_BYTES = 50 * 1024 * 1024
 
@@ -78,48 +83,112 @@ def iter_documents(
         exclude: folders never read, such as the index folder when it lies inside the corpus.
 
     Returns:
-        A stream of `Document`s and `SkippedFile`s in a deterministic order.
+        A stream of `Document`s and `SkippedFile`s in a deterministic order. Ids, sources and skipped paths are
+        file names as `file_name_text` writes them (bytes that are not UTF-8 as `\\xNN`).
 
     Raises:
         BertsearchError: before anything is read, if a path does not exist.
     """
     roots = [Path(path) for path in paths]
     check_paths_exist(roots)
+    for root, file in _files(roots, exclude):
+        if isinstance(file, SkippedFile):
+            yield file
+        else:
+            name = file.relative_to(root).as_posix() if file != root else root.name
+            yield from _read_file(file, file_name_text(name), max_file_bytes)
+
+
+def _files(roots: Sequence[Path], exclude: Sequence[Path]) -> Iterator[tuple[Path, Path | SkippedFile]]:
+    """(root, file) for every regular file to read under `roots`, and (root, skip) for every entry that is not one.
+
+    A file named directly is read even through a link; inside a folder, see `_walk`.
+    """
     excluded = {Path(path).resolve() for path in exclude}
     for root in roots:
-        if not root.is_dir():
-            yield from _read_file(root, root.name, max_file_bytes)
+        if root.is_dir():
+            for file in _walk(root, root.resolve(), excluded):
+                yield root, file
             continue
-        for file in _walk(root, excluded):
-            if isinstance(file, SkippedFile):
-                yield file
-            else:
-                yield from _read_file(file, file.relative_to(root).as_posix(), max_file_bytes)
+        try:
+            reason = _not_a_regular_file(os.stat(root).st_mode)
+        except OSError as exc:
+            reason = _os_error_reason(exc)
+        yield root, SkippedFile(_shown(root), reason) if reason else root
 
 
-def _walk(folder: Path, excluded: set[Path]) -> Iterator[Path | SkippedFile]:
-    """Files under `folder` in name order, depth first, leaving out hidden entries such as a `.bertsearch` index.
+def _walk(folder: Path, top: Path, excluded: set[Path]) -> Iterator[Path | SkippedFile]:
+    """Regular files under `folder` in name order, depth first, leaving out hidden entries such as a `.bertsearch`
+    index; every other entry that is not read (a FIFO, a socket, a device, a link not followed) is skipped with
+    its reason, and never opened.
 
-    Links to folders are not followed, so a link cycle cannot make the walk endless.
+    A link to a file inside `top` (the indexed folder, resolved) is read under the link's own name. Links to
+    folders are not followed, so a link cycle cannot make the walk endless; broken links, link loops and links
+    out of `top` are skipped.
     """
     try:
         entries = sorted(os.scandir(folder), key=lambda entry: entry.name)
     except OSError as exc:
-        yield SkippedFile(str(folder.absolute()), _os_error_reason(exc))
+        yield SkippedFile(_shown(folder), _os_error_reason(exc))
         return
     for entry in entries:
         if entry.name.startswith("."):
             continue
-        if entry.is_dir(follow_symlinks=False):
-            if (folder / entry.name).resolve() not in excluded:
-                yield from _walk(folder / entry.name, excluded)
-        elif entry.is_file():
-            yield folder / entry.name
+        path = folder / entry.name
+        try:
+            if entry.is_symlink():
+                reason = _link_problem(path, top)
+            elif entry.is_dir(follow_symlinks=False):
+                if path.resolve() not in excluded:
+                    yield from _walk(path, top, excluded)
+                continue
+            else:
+                reason = _not_a_regular_file(entry.stat(follow_symlinks=False).st_mode)
+        except OSError as exc:
+            reason = _os_error_reason(exc)
+        yield SkippedFile(_shown(path), reason) if reason else path
+
+
+def _link_problem(link: Path, top: Path) -> str | None:
+    """Why the file `link` points at is not read, or None for a regular file inside `top`."""
+    try:
+        mode = os.stat(link).st_mode
+    except FileNotFoundError:
+        return f"broken link (to {file_name_text(os.readlink(link))})"
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "link loop (the link leads back to itself)"
+        raise
+    target = Path(os.path.realpath(link))
+    if target != top and top not in target.parents:
+        return f"link out of the indexed folder (to {_shown(target)}), not followed"
+    kind = _special_kind(mode)
+    return f"link to {kind}, not followed" if kind else None
+
+
+def _not_a_regular_file(mode: int) -> str | None:
+    """Why an entry of this `st_mode` is not read, or None for a regular file."""
+    kind = _special_kind(mode)
+    return f"not a regular file ({kind})" if kind else None
+
+
+def _special_kind(mode: int) -> str | None:
+    """What an entry that is not a regular file is (opening a FIFO would wait for a writer); None for a file."""
+    if stat.S_ISREG(mode):
+        return None
+    kinds = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
+             (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
+    return next((name for test, name in kinds if test(mode)), "a special file")
+
+
+def _shown(path: Path) -> str:
+    """`path`, absolute, as ids and sources show file names."""
+    return file_name_text(str(path.absolute()))
 
 
 def _read_file(path: Path, doc_id: str, max_file_bytes: int) -> Iterator[Document | SkippedFile]:
     """The documents in one file (one, or one per record); `doc_id` names a whole-file document."""
-    source = str(path.absolute())
+    source = _shown(path)
     kind = _file_kind(path)
     reader = _READERS.get(kind)
     if reader is None:
@@ -159,26 +228,37 @@ def _human_size(size: float) -> str:
 def _detect_encoding(data: bytes, complete: bool = True) -> str | None:
     """The encoding of `data` (a whole file, or with `complete` false its first bytes), or None if it looks binary.
 
-    UTF-8 (with or without BOM) and BOM-marked UTF-16/32 are taken as they are. Anything else goes to
-    charset-normalizer, which on short text cannot tell one Latin code page from another; Windows-1252 is
-    the common case among those, so it wins whenever the detector finds it plausible.
+    UTF-8 (with or without BOM), UTF-8 but for a few bad bytes (`_mostly_utf8`, decoded with replacement
+    characters), and BOM-marked UTF-16/32 are taken as they are. Anything else goes to charset-normalizer,
+    which on short text cannot tell one Latin code page from another; Windows-1252 is the common case among
+    those, so it wins whenever the detector finds it plausible.
     """
     for bom, encoding in _BOMS:
         if data.startswith(bom):
             return encoding
     if b"\x00" in data:
         return None
-    try:
-        codecs.getincrementaldecoder("utf-8")().decode(data, final=complete)  # a head may end mid-character
+    if _mostly_utf8(data, complete):
         return "utf-8"
-    except UnicodeDecodeError:
-        pass
     matches = charset_normalizer.from_bytes(data, cp_exclusion=_WIDE_ENCODINGS)
     if not matches:
         return None
     if any("cp1252" in match.could_be_from_charset for match in matches):
         return "cp1252"
     return matches.best().encoding
+
+
+def _mostly_utf8(data: bytes, complete: bool = True) -> bool:
+    """True if `data` is UTF-8, or UTF-8 but for a few bytes: it holds at least as many valid multi-byte
+    characters as invalid byte sequences. Text in a one-byte code page (Windows-1252, Latin-1...) almost never
+    holds a valid multi-byte sequence, so each of its accented letters counts as invalid and the detector gets
+    it; a head (`complete` false) may end in the middle of a character."""
+    text = codecs.getincrementaldecoder("utf-8")(errors="replace").decode(data, final=complete)
+    invalid = text.count("\ufffd") - data.count("\ufffd".encode())
+    if not invalid:
+        return True
+    non_ascii = len(text) - len(text.encode("ascii", errors="ignore"))
+    return non_ascii - invalid >= invalid
 
 
 def _decode(data: bytes) -> str | None:
@@ -192,7 +272,12 @@ def _decode(data: bytes) -> str | None:
 def _whole_file_document(source: str, doc_id: str, text: str, title: str) -> Document | SkippedFile:
     if not text and not title:
         return SkippedFile(source, "empty")
-    return Document(doc_id=doc_id, text=text, title=title, source=source)
+    # Decoded text never holds a lone surrogate; a PDF's extracted text might.
+    return Document(doc_id=doc_id, text=_valid_text(text), title=_valid_text(title), source=source)
+
+
+def _valid_text(text: str) -> str:
+    return text.encode("utf-8", errors="replace").decode("utf-8") if has_lone_surrogate(text) else text
 
 
 def _read_plain(path: Path, source: str, doc_id: str) -> Iterator[Document | SkippedFile]:
@@ -224,8 +309,21 @@ def _read_html(path: Path, source: str, doc_id: str) -> Iterator[Document | Skip
         markup: bytes | str = data.decode("utf-8-sig")
     except UnicodeDecodeError:
         markup = data  # BeautifulSoup honours a <meta charset> before guessing
+        if _declares_utf8_or_nothing(data) and _mostly_utf8(data):
+            markup = data.decode("utf-8", errors="replace")
     title, text = _html_title_and_text(markup)
     yield _whole_file_document(source, doc_id, text, title)
+
+
+def _declares_utf8_or_nothing(markup: bytes) -> bool:
+    """True unless the page declares a charset other than UTF-8 (`<meta charset>`, or an XML declaration)."""
+    from bs4.dammit import EncodingDetector
+
+    declared = EncodingDetector.find_declared_encoding(markup, is_html=True)
+    try:
+        return declared is None or codecs.lookup(declared).name == "utf-8"
+    except LookupError:
+        return False
 
 
 def _html_title_and_text(markup: bytes | str) -> tuple[str, str]:
@@ -270,7 +368,7 @@ def _read_pdf(path: Path, source: str, doc_id: str) -> Iterator[Document | Skipp
         yield SkippedFile(source, "empty (no extractable text)")
         return
     title = str(metadata_title).strip() if metadata_title else ""
-    yield Document(doc_id=doc_id, text=text, title=title or path.stem, source=source)
+    yield _whole_file_document(source, doc_id, text, title or file_name_text(path.stem))
 
 
 def _record_document(record: Any, source: str) -> Document:
@@ -292,7 +390,20 @@ def _record_document(record: Any, source: str) -> Document:
         for key, value in record.items()
         if key not in _RECORD_FIELDS and isinstance(value, (str, int, float, bool))
     }
+    for key, value in [("id", raw_id), *metadata.items()]:
+        if isinstance(value, float) and not math.isfinite(value):
+            raise _RecordError(f"record field {_quoted(key)} is {value!r}, a number JSON cannot hold")
+        if any(isinstance(part, str) and has_lone_surrogate(part) for part in (key, value)):
+            raise _RecordError(f"record field {_quoted(key)} is not valid Unicode (it holds a lone surrogate)")
+    for field_name, value in ((text_field, text), (_TITLE_FIELD, title)):
+        if has_lone_surrogate(value):
+            raise _RecordError(f"record field {field_name!r} is not valid Unicode (it holds a lone surrogate)")
     return Document(doc_id=str(raw_id), text=text, title=title, source=source, metadata=metadata)
+
+
+def _quoted(key: str) -> str:
+    """`key` in quotes, printable even if it holds a lone surrogate."""
+    return repr(key.encode("utf-8", errors="backslashreplace").decode("utf-8"))
 
 
 def _record_string(record: dict[str, Any], field: str) -> str:
@@ -414,15 +525,10 @@ def estimate_document_count(paths: Sequence[Path], exclude: Sequence[Path] = ())
 
     One per readable file, one per line of record files: cheap (no parsing), and close for the common layouts.
     """
-    excluded = {Path(path).resolve() for path in exclude}
-    files: list[Path] = []
-    for root in map(Path, paths):
-        if root.is_dir():
-            files += [file for file in _walk(root, excluded) if isinstance(file, Path)]
-        elif root.exists():
-            files.append(root)
     total = 0
-    for file in files:
+    for _, file in _files([Path(path) for path in paths], exclude):
+        if isinstance(file, SkippedFile):
+            continue
         kind = _file_kind(file)
         if kind not in _READERS:
             continue

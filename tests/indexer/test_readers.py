@@ -1,12 +1,13 @@
 import gzip
 import json
+import os
 from itertools import islice
 from pathlib import Path
 
 import pytest
 
 from bertsearch.errors import BertsearchError
-from bertsearch.indexer.readers import iter_documents
+from bertsearch.indexer.readers import estimate_document_count, iter_documents
 from bertsearch.types import Document, SkippedFile
 
 SCIFACT_CORPUS = Path("/work/shared/datasets/scifact/corpus.jsonl.gz")
@@ -314,10 +315,11 @@ def test_size_limit_is_reported_in_megabytes(tmp_path):
 
 
 def test_unreadable_file_is_skipped_and_the_run_goes_on(tmp_path):
-    # A file whose read fails with an I/O error, whoever runs the test (root ignores chmod 0).
+    # A file whose read fails with an I/O error, whoever runs the test (root ignores chmod 0); named directly,
+    # as a link out of a folder is not followed.
     (tmp_path / "broken.txt").symlink_to("/proc/self/mem")
     write(tmp_path / "fine.txt", "Readable.")
-    documents, skipped = read(tmp_path)
+    documents, skipped = read(tmp_path / "broken.txt", tmp_path / "fine.txt")
     assert reasons(skipped) == {"broken.txt": "unreadable (Input/output error)"}
     assert [d.doc_id for d in documents] == ["fine.txt"]
 
@@ -334,9 +336,94 @@ def test_folder_links_are_not_followed(tmp_path):
     write(tmp_path / "real" / "doc.txt", "Real.")
     (tmp_path / "real" / "loop").symlink_to(tmp_path, target_is_directory=True)
 
-    documents, _ = read(tmp_path)
+    documents, skipped = read(tmp_path)
 
     assert [d.doc_id for d in documents] == ["real/doc.txt"]
+    assert reasons(skipped) == {"loop": "link to a folder, not followed"}
+
+
+def test_links_loops_broken_and_outside_are_each_a_skip_with_its_reason(tmp_path):
+    corpus, outside = tmp_path / "corpus", write(tmp_path / "private.txt", "Outside the indexed folder.")
+    write(corpus / "ok.txt", "A good file.")
+    write(corpus / "sub" / "target.md", "# Linked\n\nReached through a link.")
+    (corpus / "a.txt").symlink_to("b.txt")
+    (corpus / "b.txt").symlink_to("a.txt")
+    (corpus / "broken.txt").symlink_to("missing.txt")
+    (corpus / "out.txt").symlink_to(outside)
+    (corpus / "inside.md").symlink_to(corpus / "sub" / "target.md")
+
+    documents, skipped = read(corpus)
+
+    assert [d.doc_id for d in documents] == ["inside.md", "ok.txt", "sub/target.md"]
+    assert by_id(documents)["inside.md"].text == by_id(documents)["sub/target.md"].text
+    assert by_id(documents)["inside.md"].source == str(corpus / "inside.md")
+    assert reasons(skipped) == {
+        "a.txt": "link loop (the link leads back to itself)",
+        "b.txt": "link loop (the link leads back to itself)",
+        "broken.txt": "broken link (to missing.txt)",
+        "out.txt": f"link out of the indexed folder (to {outside}), not followed",
+    }
+
+
+def test_fifos_sockets_and_devices_are_skipped_without_being_opened(tmp_path):
+    import socket
+    import stat
+    import threading
+
+    write(tmp_path / "ok.txt", "A good file.")
+    os.mkfifo(tmp_path / "pipe.txt")  # opening it would wait for a writer forever
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(str(tmp_path / "server.sock"))
+    os.mknod(tmp_path / "null.txt", stat.S_IFCHR | 0o600, os.makedev(1, 3))
+    (tmp_path / "link-to-pipe.txt").symlink_to(tmp_path / "pipe.txt")
+    found: list = []
+    reader = threading.Thread(target=lambda: found.append(read(tmp_path)), daemon=True)
+    reader.start()
+    reader.join(timeout=30)
+    listener.close()
+
+    assert found, "reading the folder blocked"
+    documents, skipped = found[0]
+    assert [d.doc_id for d in documents] == ["ok.txt"]
+    assert reasons(skipped) == {
+        "pipe.txt": "not a regular file (a FIFO)",
+        "server.sock": "not a regular file (a socket)",
+        "null.txt": "not a regular file (a character device)",
+        "link-to-pipe.txt": "link to a FIFO, not followed",
+    }
+    assert estimate_document_count([tmp_path]) == 1
+    (fifo_read,) = [read(tmp_path / "pipe.txt")]  # named directly: still not opened
+    assert [s.reason for s in fifo_read[1]] == ["not a regular file (a FIFO)"]
+
+
+def test_file_names_that_are_not_utf8_keep_every_byte_in_ids_and_sources(tmp_path):
+    from bertsearch.indexer.filenames import file_name_of, file_name_text
+
+    folder = Path(os.fsdecode(bytes(tmp_path) + b"/caf\xe9"))
+    latin = write(Path(os.fsdecode(bytes(folder) + b"/latin\xe9name.txt")), "A file whose name is Latin-1.")
+    backslashes = write(folder / r"back\slash\x41.txt", "A name with backslashes.")
+    write(Path(os.fsdecode(bytes(folder) + b"/\xff.bin")), "unsupported")
+
+    documents, skipped = read(tmp_path)
+
+    assert [d.doc_id for d in documents] == [r"caf\xe9/back\slash\\x41.txt", r"caf\xe9/latin\xe9name.txt"]
+    for document, path in zip(documents, (backslashes, latin)):
+        assert document.source == file_name_text(str(path))
+        assert Path(file_name_of(document.source)) == path  # not a byte lost
+        document.source.encode("utf-8")  # valid text for every store and output
+    assert [s.path for s in skipped] == [rf"{tmp_path}/caf\xe9/\xff.bin"]
+
+
+def test_escaped_file_names_round_trip_and_never_collide():
+    from itertools import product
+
+    from bertsearch.indexer.filenames import file_name_of, file_name_text
+
+    names = ["".join(parts) for length in range(6) for parts in product(["a", "\\", "x", "e", "9", "\udce9"], repeat=length)]
+    texts = [file_name_text(name) for name in names]
+    assert [file_name_of(text) for text in texts] == names
+    assert len(set(texts)) == len(names)
+    assert file_name_text("plain/names\\stay.txt") == "plain/names\\stay.txt"
 
 
 def test_excluded_folders_are_not_read(tmp_path):
@@ -347,8 +434,6 @@ def test_excluded_folders_are_not_read(tmp_path):
 
 
 def test_estimate_document_count_counts_files_and_records(tmp_path):
-    from bertsearch.indexer.readers import estimate_document_count
-
     write(tmp_path / "a.txt", "One.")
     write(tmp_path / "b.md", "Two.")
     write(tmp_path / "skip.exe", "nope")
@@ -359,3 +444,76 @@ def test_estimate_document_count_counts_files_and_records(tmp_path):
     estimate = estimate_document_count([tmp_path])
     assert estimate == 2 + 5 + 3 + 2
     assert estimate == sum(1 for item in iter_documents([tmp_path]) if isinstance(item, Document))
+
+
+FRENCH = "Le café était très bon, et la crème brûlée aussi. Où est la bibliothèque ? Ça dépend de l’été. "
+
+
+def scattered_bad_bytes(data: bytes, every: int) -> bytes:
+    """`data` with one byte in `every` overwritten by a byte that is not valid UTF-8 there, deterministically."""
+    damaged = bytearray(data)
+    for position in range(every // 2, len(damaged), every):
+        damaged[position] = 0x80 + position % 0x40 if damaged[position] < 0x80 else 0xFF
+    return bytes(damaged)
+
+
+def test_utf8_with_a_few_bad_bytes_is_decoded_as_utf8_with_replacement(tmp_path):
+    one_stray = FRENCH.encode() + b"\xff" + FRENCH.encode()
+    scattered = scattered_bad_bytes((FRENCH * 6).encode(), every=97)
+    write(tmp_path / "stray.txt", one_stray)
+    write(tmp_path / "short.md", "Ça marche très bien, merci à vous.".encode() + b"\xe9")
+    write(tmp_path / "scattered.txt", scattered)
+    write(tmp_path / "page.html", b"<html><body><p>" + one_stray + b"</p></body></html>")
+    write(tmp_path / "records.jsonl", b'{"_id": "j1", "text": "' + one_stray + b'"}\n')
+    write(tmp_path / "rows.csv", b'id,text\nc1,"' + one_stray + b'"\n')
+
+    documents, skipped = read(tmp_path)
+
+    assert skipped == []
+    expected = f"{FRENCH}\ufffd{FRENCH}".strip()
+    texts = by_id(documents)
+    for doc_id in ("stray.txt", "page.html", "j1", "c1"):
+        assert texts[doc_id].text == expected, doc_id
+    assert texts["short.md"].text == "Ça marche très bien, merci à vous.\ufffd"
+    decoded = texts["scattered.txt"].text
+    assert decoded == scattered.decode("utf-8", errors="replace").strip()  # UTF-8, not a guessed code page
+    assert "\ufffd" in decoded and "Le café était très bon" in decoded
+
+
+def test_real_binaries_are_still_skipped(tmp_path):
+    write(tmp_path / "compressed.txt", gzip.compress((FRENCH * 20).encode()))
+    write(tmp_path / "image.md", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x10" + bytes(range(256)))
+    write(tmp_path / "records.jsonl", bytes(range(256)) * 4)
+
+    documents, skipped = read(tmp_path)
+
+    assert documents == []
+    assert reasons(skipped) == {"compressed.txt": "binary", "image.md": "binary", "records.jsonl": "binary"}
+
+
+def test_records_with_numbers_or_text_json_cannot_hold_are_skipped_with_the_field(tmp_path):
+    lines = [
+        '{"_id": "nan", "text": "t", "score": NaN}',
+        '{"_id": "inf", "text": "t", "score": -Infinity}',
+        '{"_id": "huge", "text": "t", "score": 1e400}',
+        '{"_id": "surrogate", "text": "bad \\ud800 text"}',
+        '{"_id": "key", "text": "t", "\\udc00": "x"}',
+        '{"_id": "fine", "text": "t", "score": 1.5, "label": "NaN"}',
+    ]
+    path = write(tmp_path / "records.jsonl", "\n".join(lines) + "\n")
+    write(tmp_path / "table.csv", "id,text,score\nc1,t,NaN\nc2,t,inf\n")
+    write(tmp_path / "list.json", '[{"id": "j1", "text": "t", "weight": Infinity}]')
+
+    documents, skipped = read(tmp_path)
+
+    assert by_id(documents)["fine"].metadata == {"score": 1.5, "label": "NaN"}
+    assert {d.doc_id: d.metadata for d in documents if d.doc_id.startswith("c")} == {  # CSV values are text
+        "c1": {"score": "NaN"}, "c2": {"score": "inf"}}
+    assert [s.reason for s in skipped if s.path == str(path)] == [
+        "line 1: record field 'score' is nan, a number JSON cannot hold",
+        "line 2: record field 'score' is -inf, a number JSON cannot hold",
+        "line 3: record field 'score' is inf, a number JSON cannot hold",
+        "line 4: record field 'text' is not valid Unicode (it holds a lone surrogate)",
+        "line 5: record field '\\\\udc00' is not valid Unicode (it holds a lone surrogate)",
+    ]
+    assert reasons(skipped)["list.json"] == "record 1: record field 'weight' is inf, a number JSON cannot hold"
