@@ -29,6 +29,21 @@ class BackendError(BertsearchError):
     """A storage backend failed in a way the user can act on (unreachable, denied, inconsistent)."""
 
 
+class ReadOnlyIndexError(BackendError):
+    """The index can be searched but not written: its folder or files are read-only to this process."""
+
+
+class DamagedIndexError(BackendError):
+    """The index's database is damaged (truncated, overwritten); it can be rebuilt from the indexed files.
+
+    `index_dir` is the index folder, for the command that tells the user how to repair it.
+    """
+
+    def __init__(self, message: str, index_dir: str) -> None:
+        super().__init__(message)
+        self.index_dir = index_dir
+
+
 class PartialWriteError(BackendError):
     """Some documents of a write or delete could not be stored; the others were. `failures` maps each to why."""
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Iterator
 
 SCIFACT = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "scifact"
 OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
@@ -80,3 +82,30 @@ def fails_with(expected: str, *args: str | Path, env: dict[str, str] | None = No
     assert lines[0].startswith("error: ") and expected in lines[0], lines[0]
     assert "Traceback" not in result.stderr
     return lines[0]
+
+
+@contextlib.contextmanager
+def read_only_view(folder: Path) -> Iterator[Path]:
+    """`folder` seen through a read-only bind mount beside it: every write there fails (EROFS), for root too,
+    whom a chmod would not stop. Unmounted on exit."""
+    view = folder.with_name(folder.name + "-read-only")
+    view.mkdir()
+    subprocess.run(["mount", "--bind", str(folder), str(view)], check=True, capture_output=True)
+    try:
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(view)], check=True, capture_output=True)
+        yield view
+    finally:
+        subprocess.run(["umount", str(view)], check=True, capture_output=True)
+        view.rmdir()
+
+
+@contextlib.contextmanager
+def immutable_files(folder: Path) -> Iterator[None]:
+    """Every file in `folder` made immutable (`chattr +i`: not even root may change it), the folder itself left
+    writable; made mutable again on exit."""
+    files = [str(path) for path in folder.iterdir() if path.is_file()]
+    subprocess.run(["chattr", "+i", *files], check=True, capture_output=True)
+    try:
+        yield
+    finally:
+        subprocess.run(["chattr", "-i", *files], check=True, capture_output=True)

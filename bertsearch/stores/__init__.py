@@ -13,6 +13,7 @@ from bertsearch.stores.base import EncodedDocument, SearchFilter, Store, StoredD
 
 if TYPE_CHECKING:
     from bertsearch.stores.elasticsearch import ElasticsearchConnection
+    from bertsearch.stores.embedded import StoreRepair
 
 BACKENDS = ("embedded", "elasticsearch")
 DEFAULT_ES_INDEX = "bertsearch"
@@ -34,6 +35,7 @@ __all__ = [
     "create_store",
     "open_store",
     "publish_store",
+    "repair_store",
     "resolve_location",
     "stage_store",
 ]
@@ -131,6 +133,16 @@ def create_store(location: StoreLocation | Path, settings: IndexSettings) -> Sto
     from bertsearch.stores.embedded import EmbeddedStore
 
     return EmbeddedStore.create(location.index_dir, settings)
+
+
+def repair_store(location: StoreLocation) -> "StoreRepair | None":
+    """If the embedded index at `location` has a damaged database, set it aside and start an empty one that keeps
+    every vector still readable for re-indexing to reuse (see `EmbeddedStore.repair`); None if it is sound."""
+    if location.backend != "embedded":
+        raise BertsearchError("only an embedded index is repaired this way; rebuild an Elasticsearch index instead")
+    from bertsearch.stores.embedded import EmbeddedStore
+
+    return EmbeddedStore.repair(location.index_dir)
 
 
 def check_stageable(location: StoreLocation) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Sequence
@@ -49,6 +50,12 @@ class StoreStats:
     details: dict[str, Any] = field(default_factory=dict)
 
 
+def vector_key(encoder_input: str) -> str:
+    """The key a passage's vector is stashed under (see `Store.stash_vectors`): a digest of the text the encoder
+    reads, which with the index's one model is all the vector depends on."""
+    return hashlib.sha256(encoder_input.encode("utf-8")).hexdigest()
+
+
 class Store(ABC):
     """Documents, passages, vectors and a keyword index, behind one interface.
 
@@ -56,6 +63,8 @@ class Store(ABC):
     """
 
     settings: IndexSettings
+    # True for an index this process can search but not write (a read-only folder or mount).
+    read_only: bool = False
     # False for a store whose searches take one lock in turn (the embedded store's FAISS index): a server then
     # runs them on one thread, as more would only queue on the lock and contend for the GIL.
     concurrent_reads: ClassVar[bool] = True
@@ -71,6 +80,23 @@ class Store(ABC):
         A store without transactions raises PartialWriteError naming the documents it could not write, after
         writing the others.
         """
+
+    def acquire_write_lock(self) -> None:
+        """Claim the index for this process's writes, before any work is spent on them: an index that cannot be
+        written (ReadOnlyIndexError) or is being written by another process (BackendError) is refused here.
+        A store without such a claim does nothing."""
+
+    def stash_vectors(self, keys: Sequence[str], vectors: np.ndarray) -> None:
+        """Keep vectors encoded for passages not written yet (a long document's, batch by batch), under their
+        `vector_key`s, durably: a run killed before the document is written does not encode them again.
+        Searches never see them. A store that cannot keep vectors aside does nothing."""
+
+    def stashed_vectors(self, keys: Sequence[str]) -> dict[str, np.ndarray]:
+        """The stashed vectors of those of `keys` that have one."""
+        return {}
+
+    def clear_stash(self) -> None:
+        """Forget every stashed vector: a run that went through the whole corpus has written what it needed."""
 
     @abstractmethod
     def delete(self, doc_ids: Sequence[str]) -> None:

@@ -7,13 +7,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bertsearch.errors import BackendError, IndexNotFoundError
+from bertsearch.errors import BackendError, DamagedIndexError, IndexNotFoundError, ReadOnlyIndexError
 from bertsearch.settings import ChunkingSettings, IndexSettings
 from bertsearch.stores import SearchFilter, create_store, open_store
 from bertsearch.stores import embedded
-from bertsearch.stores.base import EncodedDocument
+from bertsearch.stores.base import EncodedDocument, vector_key
 from bertsearch.stores.embedded import EmbeddedStore
 from bertsearch.types import Document, Passage
+from tests.helpers import immutable_files, read_only_view
 from tests.stores.contract import check_ids_only_searches_and_with_texts
 
 DIMS = 16
@@ -168,3 +169,74 @@ def test_second_writer_is_refused(tmp_path: Path) -> None:
 def test_missing_index_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(IndexNotFoundError, match="no index at"):
         open_store(tmp_path / "nothing")
+
+
+@pytest.mark.parametrize("protection", ["read-only mount", "immutable files"])
+def test_a_read_only_index_answers_searches_and_refuses_writes(tmp_path: Path, protection: str) -> None:
+    folder = tmp_path / "idx"
+    with create_store(folder, settings()) as store:
+        store.write([encoded("a", ["zebra crossing"], 1), encoded("b", ["zebra stripes"], 2)])
+    def contents() -> dict[str, bytes]:  # SQLite's own -shm and -wal files may come and go
+        return {path.name: path.read_bytes() for path in folder.iterdir() if not path.name.endswith(("-shm", "-wal"))}
+
+    files = contents()
+    with read_only_view(folder) if protection == "read-only mount" else immutable_files(folder) as view:
+        with open_store(view or folder) as store:
+            assert store.read_only
+            assert {h.doc_id for h in store.keyword_search("zebra", 10)} == {"a", "b"}
+            assert store.dense_search(unit(100), 1)[0].doc_id == "a"
+            assert store.get_document("b").text == "zebra stripes" and store.stats().documents == 2
+            for write in (lambda: store.write([encoded("c", ["zebra"], 3)]), lambda: store.delete(["a"]),
+                          lambda: store.stash_vectors(["k"], unit(1)[None])):
+                with pytest.raises(ReadOnlyIndexError, match="read-only: it can be searched, not written"):
+                    write()
+    assert contents() == files
+
+
+def many_passages(count: int) -> list[EncodedDocument]:
+    return [encoded(f"d{i}", [f"passage {i}: " + "filler words to fill pages " * 40], i) for i in range(count)]
+
+
+def test_a_damaged_database_is_one_error_and_repair_keeps_it_and_saves_its_vectors(tmp_path: Path) -> None:
+    folder = tmp_path / "idx"
+    documents = many_passages(80)
+    with create_store(folder, settings()) as store:
+        store.write(documents)
+    database = folder / embedded.DATABASE_NAME
+    damaged = database.read_bytes()[: database.stat().st_size // 2]
+    database.write_bytes(damaged)
+    with pytest.raises(DamagedIndexError, match=r"store.sqlite3 is damaged \(database disk image is malformed\)"):
+        open_store(folder)
+
+    repair = EmbeddedStore.repair(folder)
+
+    assert repair.moved_to.parent == folder and repair.moved_to.read_bytes() == damaged  # kept as it was
+    assert 10 < repair.vectors_salvaged < len(documents)
+    keys = {vector_key(item.passages[0].encoder_input()): item.vectors[0] for item in documents}
+    with open_store(folder) as store:
+        assert store.stats().documents == 0 and store.dense_search(unit(1), 5) == []  # stashed, never searched
+        stashed = store.stashed_vectors(list(keys))
+    assert len(stashed) == repair.vectors_salvaged
+    assert all(np.array_equal(vector, keys[key]) for key, vector in stashed.items())
+    assert EmbeddedStore.repair(folder) is None  # the new database is sound
+
+
+def test_stashed_vectors_outlive_the_process_until_cleared(tmp_path: Path) -> None:
+    folder = tmp_path / "idx"
+    with create_store(folder, settings()) as store:
+        store.stash_vectors(["k1", "k2"], np.stack([unit(1), unit(2)]))
+    with open_store(folder) as store:
+        found = store.stashed_vectors(["k1", "k2", "k3"])
+        assert set(found) == {"k1", "k2"} and np.array_equal(found["k2"], unit(2))
+        store.clear_stash()
+        assert store.stashed_vectors(["k1"]) == {}
+
+
+def test_a_new_database_never_takes_an_old_vector_file_for_its_own(tmp_path: Path) -> None:
+    folder = tmp_path / "idx"
+    with create_store(folder, settings()) as store:
+        store.write([encoded("old", ["old text"], 1)])
+    (folder / embedded.DATABASE_NAME).unlink()
+    with create_store(folder, settings()) as store:
+        store.write([encoded("new", ["new text"], 2)])
+        assert [h.doc_id for h in store.dense_search(unit(100), 5)] == ["new"]
