@@ -316,8 +316,11 @@ def use_reranker(index_dir: Path, folder: Path, force: bool = False, depth: int 
     config = IndexRerankerConfig(path=str(folder), force=force, depth=depth)
     target = index_dir / INDEX_RERANKER_NAME
     tmp = target.with_suffix(".tmp")
-    tmp.write_text(json.dumps(asdict(config), indent=2))
-    os.replace(tmp, target)
+    try:
+        tmp.write_text(json.dumps(asdict(config), indent=2))
+        os.replace(tmp, target)
+    except OSError as exc:
+        raise BertsearchError(f"cannot record the reranker in {index_dir}: {exc.strerror}") from None
     return metadata
 
 

@@ -17,7 +17,7 @@ from bertsearch.rerank import DEFAULT_MAX_LENGTH
 from bertsearch.search import MODES
 from bertsearch.text import query_terms, snippet
 from bertsearch.cli.observe import dashboards, log_cli_query, stats
-from bertsearch.cli.options import backend_options, index_dir_option, json_option, location_from
+from bertsearch.cli.options import backend_options, index_dir_option, json_option, location_from, remedy
 from bertsearch.cli.options import pop_backend_args as _backend_args, print_json as _print_json
 from bertsearch.cli.serve import serve
 
@@ -39,6 +39,9 @@ def cli() -> None:
 @click.option("--rebuild", is_flag=True,
               help="Build a new index from PATHS alone (e.g. with a new --model or --chunk-tokens) beside the live "
                    "one, and swap it in when complete; queries use the old one until then. Elasticsearch only.")
+@click.option("--repair", is_flag=True,
+              help="If the index's database is damaged, keep it aside and rebuild the index from PATHS, reusing "
+                   "every vector still readable in it. Embedded store only.")
 @click.option("--es-vector-index", type=click.Choice(VECTOR_INDEX_TYPES), default=None,
               help="Vector index of a new Elasticsearch index: hnsw (float32 graph), int8_hnsw (quantised, ~4x less "
                    "memory) or flat (exact scan of every vector) [default: hnsw].")
@@ -49,8 +52,9 @@ def cli() -> None:
 @backend_options
 @json_option
 def index(paths: tuple[Path, ...], index_dir: Path | None, model_path: Path | None, chunk_tokens: int | None,
-          chunk_overlap: int | None, prune: bool, batch_passages: int, rebuild: bool, es_vector_index: str | None,
-          es_shards: int | None, es_replicas: int | None, as_json: bool, **backend: object) -> None:
+          chunk_overlap: int | None, prune: bool, batch_passages: int, rebuild: bool, repair: bool,
+          es_vector_index: str | None, es_shards: int | None, es_replicas: int | None, as_json: bool,
+          **backend: object) -> None:
     """Index files and folders (recursively): new and changed documents are encoded, the rest skipped.
 
     Documents that could not be stored are listed, and the command exits non-zero; the next run retries them.
@@ -72,6 +76,13 @@ def index(paths: tuple[Path, ...], index_dir: Path | None, model_path: Path | No
                      if value is not None}
     check_paths_exist(paths)
     location = location_from(index_dir, _backend_args(backend))
+    if repair:
+        from bertsearch.stores import repair_store
+
+        repaired = repair_store(location)
+        click.echo(f"repairing {location.describe()}: the damaged database ({repaired.problem}) is kept as "
+                   f"{repaired.moved_to}; {repaired.vectors_salvaged} passage vectors saved from it for reuse"
+                   if repaired else f"{location.describe()}: the database is not damaged, nothing to repair", err=True)
     if rebuild:
         summary = rebuild_index(location, list(paths), model_path, chunking, index_options, progress_for_terminal(),
                                 batch_passages)
@@ -89,7 +100,9 @@ def index(paths: tuple[Path, ...], index_dir: Path | None, model_path: Path | No
             f"{summary.documents_seen} documents: {summary.documents_added} added, {summary.documents_updated} "
             f"updated, {summary.documents_unchanged} unchanged, {summary.documents_removed} removed, "
             f"{summary.documents_skipped} skipped, {summary.documents_failed} failed; "
-            f"{summary.passages_encoded} passages encoded in {summary.seconds:.1f}s"
+            f"{summary.passages_encoded} passages encoded"
+            + (f", {summary.passages_reused} reused" if summary.passages_reused else "")
+            + f" in {summary.seconds:.1f}s"
         )
         for kind, entries, name in (("skipped", summary.skipped, "path"), ("failed", summary.failed, "doc_id")):
             for entry in entries[:20]:
@@ -194,7 +207,7 @@ def eval_command(dataset_dir: Path, split: str, index_dir: Path | None, pipeline
     elif any(p in RERANK_PIPELINES for p in chosen):
         raise BertsearchError("the +rerank pipelines need --reranker DIR or a reranker the index uses "
                               "(`bertsearch reranker use`)")
-    store, encoder, chunking = open_index_for_writing(location)
+    store, encoder, chunking = open_index_for_writing(location, claim=False)  # a read-only index may hold it all
     with store:
         summary = Indexer(store, encoder, chunking, progress_for_terminal()).index([dataset.corpus_path], prune=True)
         if not as_json:
@@ -350,7 +363,7 @@ def main() -> None:
         click.echo(f"error: {exc.format_message()}", err=True)
         sys.exit(exc.exit_code)
     except BertsearchError as exc:
-        click.echo(f"error: {exc}", err=True)
+        click.echo(f"error: {exc}{remedy(exc)}", err=True)
         sys.exit(1)
 
 

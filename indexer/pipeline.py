@@ -4,6 +4,11 @@ Documents are written in batches, each one transaction in the store, and a docum
 once its batch is written. A killed run therefore loses at most the batch in flight, and the next run skips
 every document whose content hash is already stored: it resumes where the last one stopped.
 
+A document of more passages than a batch is encoded in batches of its own, each shown as progress and stashed
+in the store (`Store.stash_vectors`) as it is encoded; the document is written whole when its last batch is
+encoded. A killed run loses at most one batch of it: the next one finds the rest stashed. Every batch looks in
+the stash first, so a repaired index (see `EmbeddedStore.repair`) re-encodes only what it lost.
+
 A store that cannot write some documents of a batch (Elasticsearch rejecting a field, a write-blocked index)
 names them, and the run goes on. After each batch the store's passage counts are checked against what was
 sent. A document not stored as sent is reported, not counted as indexed, and left for the next run to retry:
@@ -19,13 +24,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
+import numpy as np
+
 from bertsearch.errors import BertsearchError, IndexMismatchError, IndexNotFoundError, PartialWriteError
 from bertsearch.models import Encoder, TextEncoder, load_index_encoder
 from bertsearch.settings import ChunkingSettings, IndexSettings
 from bertsearch.stores import StoreLocation, create_store, open_store
-from bertsearch.stores.base import EncodedDocument, Store
+from bertsearch.stores.base import EncodedDocument, Store, vector_key
 from bertsearch.types import Document, Passage, SkippedFile
 from bertsearch.indexer.chunking import chunk_document
+from bertsearch.indexer.filenames import file_name_of
 from bertsearch.indexer.progress import IndexProgress, NullProgress
 from bertsearch.indexer.readers import DEFAULT_MAX_FILE_BYTES, estimate_document_count, iter_documents
 
@@ -46,6 +54,8 @@ class IndexSummary:
     documents_skipped: int = 0
     documents_failed: int = 0
     passages_encoded: int = 0
+    # Passages whose vectors were found stashed (a long document's before a kill, or salvaged by a repair).
+    passages_reused: int = 0
     seconds: float = 0.0
     # True once a rebuild has swapped its new index in (see bertsearch.indexer.rebuild).
     rebuilt: bool = False
@@ -64,8 +74,8 @@ def content_hash(document: Document) -> str:
 
 
 def is_under(source: str, roots: Sequence[Path]) -> bool:
-    """True if `source` is one of `roots` or inside one of them."""
-    path = Path(source)
+    """True if `source` (as the readers write file names) is one of `roots` or inside one of them."""
+    path = Path(file_name_of(source))
     return any(path == root or root in path.parents for root in roots)
 
 
@@ -127,6 +137,7 @@ class Indexer:
             for doc_id, reason in not_removed.items():
                 self._fail(summary, doc_id, f"not removed: {reason}")
             summary.documents_removed = len(vanished) - len(not_removed)
+        self.store.clear_stash()
         self.progress.finish()
         summary.seconds = round(time.perf_counter() - started, 3)
         return summary
@@ -177,6 +188,9 @@ class Indexer:
                 self.progress.advance(documents=1)
                 continue
             passages = chunk_document(item, self.encoder.tokenizer, self.chunking.max_tokens, self.chunking.overlap_tokens)
+            if len(passages) > self.batch_passages and pending:  # a long document gets batches of its own
+                self._write(pending, summary)
+                pending, pending_passages = [], 0
             pending.append(_PendingDocument(item, digest, passages, replaces=previous is not None))
             pending_passages += len(passages)
             if pending_passages >= self.batch_passages:
@@ -187,8 +201,8 @@ class Indexer:
     def _write(self, pending: list[_PendingDocument], summary: IndexSummary) -> None:
         if not pending:
             return
-        texts = [passage.encoder_input() for item in pending for passage in item.passages]
-        vectors = self.encoder.encode(texts)
+        self.store.acquire_write_lock()  # a read-only or busy index is refused before anything is encoded
+        vectors = self._vectors([passage for item in pending for passage in item.passages], summary)
         batch, offset = [], 0
         for item in pending:
             batch.append(EncodedDocument(item.document, item.digest, item.passages, vectors[offset : offset + len(item.passages)]))
@@ -201,8 +215,30 @@ class Indexer:
                 summary.documents_updated += 1
             else:
                 summary.documents_added += 1
-        summary.passages_encoded += len(texts)
-        self.progress.advance(documents=len(pending), passages=len(texts))
+        self.progress.advance(documents=len(pending))
+
+    def _vectors(self, passages: list[Passage], summary: IndexSummary) -> np.ndarray:
+        """The passages' vectors: stashed ones as they are, the rest encoded in batches of `batch_passages`, each
+        batch stashed when there is more than one (a long document), so a killed run loses at most one."""
+        keys = [vector_key(passage.encoder_input()) for passage in passages]
+        stashed = self.store.stashed_vectors(keys)
+        vectors = np.empty((len(passages), self.encoder.info.dimensions), dtype=np.float32)
+        missing = []
+        for position, key in enumerate(keys):
+            if key in stashed:
+                vectors[position] = stashed[key]
+            else:
+                missing.append(position)
+        summary.passages_reused += len(passages) - len(missing)
+        self.progress.advance(passages=len(passages) - len(missing))
+        for start in range(0, len(missing), self.batch_passages):
+            part = missing[start : start + self.batch_passages]
+            vectors[part] = self.encoder.encode([passages[position].encoder_input() for position in part])
+            if len(missing) > self.batch_passages:
+                self.store.stash_vectors([keys[position] for position in part], vectors[part])
+            summary.passages_encoded += len(part)
+            self.progress.advance(passages=len(part))
+        return vectors
 
     def _unstored(self, batch: list[EncodedDocument]) -> dict[str, str]:
         """Write `batch`; the documents the store refused or does not hold as sent, with why.
@@ -248,10 +284,14 @@ def open_index_for_writing(
     model_path: str | Path | None = None,
     chunking: ChunkingSettings | None = None,
     index_options: Mapping[str, Any] | None = None,
+    claim: bool = True,
 ) -> tuple[Store, Encoder, ChunkingSettings]:
     """The existing index at `location` (refusing another model, chunking or index options), or a new one.
 
     `index_options` set the layout of a new Elasticsearch index (`vector_index_type`, `shards`, `replicas`).
+    The index is claimed for writing (`Store.acquire_write_lock`) before the model loads, so a read-only or busy
+    one is refused at once; with `claim` false, only at its first write (an evaluation of a read-only index that
+    holds its whole corpus already writes nothing).
     """
     check_index_options(location, index_options)
     try:
@@ -261,6 +301,8 @@ def open_index_for_writing(
     if store is not None:
         settings = store.settings
         try:
+            if claim:
+                store.acquire_write_lock()
             differing = {k: v for k, v in (index_options or {}).items() if settings.backend_options.get(k) != v}
             if differing:
                 recorded = ", ".join(f"{k} {settings.backend_options.get(k)}" for k in differing)

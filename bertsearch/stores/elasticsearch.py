@@ -232,6 +232,8 @@ class ElasticsearchStore(Store):
         actions: list[dict[str, Any]] = [{"add": {"index": self.index, "alias": self.name}}]
         actions += [{"remove_index": {"index": index}} for index in previous]
         self._call(self._client.indices.update_aliases, actions=actions)
+        for index in previous:  # vectors a killed run stashed for the old index
+            self._call(self._client.options(ignore_status=404).indices.delete, index=f"{index}-stash")
         self._target = self.name
         return previous
 
@@ -281,6 +283,40 @@ class ElasticsearchStore(Store):
             failed |= self._bulk([_delete_action(doc_id, _document_id(doc_id)) for doc_id in chunk if doc_id not in failed])
         self._refresh()
         _raise_for_failures("delete", failed)
+
+    def stash_vectors(self, keys: Sequence[str], vectors: np.ndarray) -> None:
+        """Into the index `<index>-stash` beside this one, made on first use: one document per key, the vector in
+        its `_source` (this index's own leave vectors out of theirs)."""
+        if not keys:
+            return
+        stash = self._stash_index()
+        if not self._call(self._client.indices.exists, index=stash):
+            self._call(self._client.options(ignore_status=400).indices.create, index=stash,
+                       settings={"number_of_shards": 1, "auto_expand_replicas": "0-1"},
+                       mappings={"dynamic": "strict", "properties": {"vector": {"type": "float", "index": False,
+                                                                                "doc_values": False}}})
+        rows = np.asarray(vectors, dtype=np.float32)
+        actions = [{"_op_type": "index", "_index": stash, "_id": key, "_source": {"vector": rows[i].tolist()}}
+                   for i, key in enumerate(keys)]
+        _, errors = self._call(helpers.bulk, self._client, actions, raise_on_error=False, chunk_size=BULK_CHUNK)
+        if errors:
+            raise BackendError(f"Elasticsearch refused {len(errors)} stashed vector(s) in {stash!r}: "
+                               f"{_reason(next(iter(errors[0].values())).get('error'))}")
+
+    def stashed_vectors(self, keys: Sequence[str]) -> dict[str, np.ndarray]:
+        stash = self._stash_index()
+        unique = list(dict.fromkeys(keys))
+        if not unique or not self._call(self._client.indices.exists, index=stash):
+            return {}
+        found: dict[str, np.ndarray] = {}
+        for start in range(0, len(unique), SCAN_PAGE):
+            response = self._call(self._client.mget, index=stash, ids=unique[start : start + SCAN_PAGE])
+            found.update((doc["_id"], np.asarray(doc["_source"]["vector"], dtype=np.float32))
+                         for doc in response["docs"] if doc.get("found"))
+        return found
+
+    def clear_stash(self) -> None:
+        self._call(self._client.options(ignore_status=404).indices.delete, index=self._stash_index())
 
     def close(self) -> None:
         self._client.close()
@@ -391,6 +427,10 @@ class ElasticsearchStore(Store):
         )
 
     # -- internals -------------------------------------------------------------------------------
+
+    def _stash_index(self) -> str:
+        """Where `stash_vectors` keeps vectors for the concrete index written (a rebuild's staged one has its own)."""
+        return f"{self.index}-stash"
 
     def _follow_alias(self, hits: list[dict[str, Any]]) -> None:
         """Notice a `--rebuild` that swapped the alias since this store opened it (e.g. under a running server).

@@ -25,3 +25,16 @@ def check_ids_only_searches_and_with_texts(store: Store, vector: np.ndarray, key
     store.delete([deleted])
     assert [h.doc_id for h in store.with_texts(light)] == [h.doc_id for h in light if h.doc_id != deleted]
     assert store.with_texts([]) == []
+
+
+def check_stash(store: Store, vectors: np.ndarray) -> None:
+    """Vectors stashed under their keys come back exactly, never count as passages, and are gone once the stash
+    is cleared."""
+    passages = store.stats().passages
+    store.stash_vectors(["first", "second"], vectors[:2])
+    found = store.stashed_vectors(["first", "second", "never stashed"])
+    assert set(found) == {"first", "second"}
+    assert np.array_equal(found["first"], vectors[0]) and np.array_equal(found["second"], vectors[1])
+    assert store.stats().passages == passages
+    store.clear_stash()
+    assert store.stashed_vectors(["first", "second"]) == {}

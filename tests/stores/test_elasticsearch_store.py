@@ -20,7 +20,7 @@ from bertsearch.stores import elasticsearch as es_module
 from bertsearch.stores.base import EncodedDocument
 from bertsearch.stores.elasticsearch import ElasticsearchConnection, ElasticsearchStore, with_layout_defaults
 from bertsearch.types import Document, Passage
-from tests.stores.contract import check_ids_only_searches_and_with_texts
+from tests.stores.contract import check_ids_only_searches_and_with_texts, check_stash
 
 if TYPE_CHECKING:
     from tests.conftest import ElasticsearchNode
@@ -100,6 +100,17 @@ def test_searches_without_texts_give_the_same_hits_and_with_texts_reads_them(sto
     long_id = "z" * 600  # its `_id` is a hash: with_texts must find it all the same
     store.write([encoded("a", ["zebra one", "zebra two"], 1), encoded(long_id, ["zebra three"], 2)])
     check_ids_only_searches_and_with_texts(store, unit(101), "zebra", deleted=long_id)
+
+
+def test_stashed_vectors_come_back_exactly_from_an_index_of_their_own(store: ElasticsearchStore) -> None:
+    store.write([encoded("a", ["zebra crossing"], 1)])
+    check_stash(store, np.stack([unit(7), unit(8)]))
+    store.stash_vectors(["kept"], unit(9)[None])
+    client = store.connection.client()
+    assert client.indices.exists(index=f"{store.index}-stash")
+    store.clear_stash()
+    assert not client.indices.exists(index=f"{store.index}-stash")
+    client.close()
 
 
 def test_rewrite_with_fewer_passages_leaves_no_stale_ones(store: ElasticsearchStore) -> None:
