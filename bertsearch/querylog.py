@@ -10,15 +10,20 @@ One small interface, `QueryLog`, with one implementation per backend:
   `_data_stream` management API and does not run the lifecycle); a full distribution also applies retention.
 
 Logging is configured by `BERTSEARCH_QUERY_LOG` (`on`, the default; `hashed`: the query text is replaced by a
-SHA-256 digest, so repeated queries still group together; `off`) or `bertsearch serve --query-log`. It is best
-effort: a log that cannot be written never fails the query it describes.
+keyed digest, HMAC-SHA256 under a secret kept apart from the log, so repeated queries still group together but
+the log alone does not let anyone test guesses; `off`) or `bertsearch serve --query-log`. It is best effort: a
+log that cannot be written (a read-only index folder) never fails the query it describes.
 """
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import hashlib
+import hmac
 import json
 import os
+import secrets
 import sqlite3
 import threading
 from abc import ABC, abstractmethod
@@ -26,10 +31,11 @@ from collections import deque
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 from bertsearch.errors import BackendError, BertsearchError
 from bertsearch.search import SearchResult
+from bertsearch.sqlite import is_writable, read_only_uri
 from bertsearch.stores import StoreLocation, StoreStats
 
 QUERY_LOG_ENV = "BERTSEARCH_QUERY_LOG"
@@ -38,6 +44,11 @@ DEFAULT_QUERY_LOG_MODE = "on"
 # In a subfolder, so the log does not count towards the index size the store reports.
 QUERY_LOG_DATABASE = Path("querylog") / "queries.sqlite3"
 QUERY_LOG_STREAM = "bertsearch-queries"
+# The secrets of hashed logs: a file in the index folder (owner-only), or documents of a hidden index on the
+# cluster, one per bertsearch index; never beside the events themselves.
+QUERY_HASH_KEY_FILE = "query-hash.key"
+QUERY_HASH_KEY_INDEX = "bertsearch-query-keys"
+HASH_KEY_BYTES = 32
 # Stages of `SearchResult.timings_ms`, plus `retrieve` (dense + bm25, the time spent in the store).
 LATENCY_STAGES = ("encode", "dense", "bm25", "retrieve", "fuse", "rerank", "total")
 TOP_SCORES = 3
@@ -121,11 +132,11 @@ def query_log_mode(value: str | None = None) -> str:
     return mode
 
 
-def hash_query(text: str) -> str:
-    """A stable digest of the query (case and spacing ignored): groups repeats without keeping the words.
-    Short, common queries can still be guessed by hashing candidates; use `off` where that matters."""
+def hash_query(text: str, key: bytes) -> str:
+    """A digest of the query (case and spacing ignored) under the log's secret `key`: it groups repeats without
+    keeping the words, and without the key nobody can check a guessed query against it."""
     normalised = " ".join(text.lower().split())
-    return "sha256:" + hashlib.sha256(normalised.encode("utf-8")).hexdigest()[:32]
+    return "hmac-sha256:" + hmac.new(key, normalised.encode("utf-8"), hashlib.sha256).hexdigest()[:32]
 
 
 def query_event(
@@ -133,10 +144,11 @@ def query_event(
     k: int,
     location: StoreLocation,
     origin: str,
-    hashed: bool = False,
+    hash_key: bytes | None = None,
     index_stats: StoreStats | None = None,
 ) -> QueryEvent:
-    """The event describing `result`, a search for `k` hits in the index at `location`."""
+    """The event describing `result`, a search for `k` hits in the index at `location`; with `hash_key` (the log's
+    `QueryLog.hash_key`) the query is kept as its digest only."""
     hits = result.hits
     reranked = "rerank" in result.timings_ms
     timings = dict(result.timings_ms)
@@ -150,8 +162,8 @@ def query_event(
         first_stage_rank = 1 + sum(1 for hit in hits[1:] if hit.scores.get("first_stage", hit.score) > first)
     return QueryEvent(
         timestamp=datetime.now(timezone.utc),
-        query=hash_query(result.query) if hashed else result.query,
-        query_hashed=hashed,
+        query=hash_query(result.query, hash_key) if hash_key is not None else result.query,
+        query_hashed=hash_key is not None,
         mode=result.mode,
         k=k,
         reranked=reranked,
@@ -185,22 +197,35 @@ class QueryLog(ABC):
     def count(self, since: datetime | None = None) -> int:
         """How many events there are from `since` on: more than `read` returns when it had to leave some out."""
 
+    @abstractmethod
+    def hash_key(self) -> bytes:
+        """The secret hashed queries are keyed with, made once per index (BackendError if it cannot be)."""
+
     def close(self) -> None:
         """Release connections."""
 
 
 class SqliteQueryLog(QueryLog):
-    """Events in a SQLite table; each `write` is one transaction."""
+    """Events in a SQLite table; each `write` is one transaction. The hash key is the file `key_path`.
+
+    With `read_only` the log is only read (`bertsearch stats`, an index folder that cannot be written): it is
+    opened read-only, and a log never written reads as empty.
+    """
 
     _COLUMNS = ("timestamp", "query", "query_hashed", "mode", "k", "reranked", "hits", "zero_results", "backend",
                 "origin", "index_name", "latency_ms", "top_score", "top_scores", "top_rerank_score",
                 "rerank_top_first_stage_rank", "index_documents", "index_passages")
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, key_path: Path | None = None, read_only: bool = False) -> None:
         self.path = path
+        self.key_path = key_path or path.with_name(QUERY_HASH_KEY_FILE)
         self._lock = threading.Lock()
         try:
-            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=10)
+            if read_only and path.exists():
+                self._db = sqlite3.connect(read_only_uri(path), uri=True, check_same_thread=False, isolation_level=None)
+                return
+            self._db = sqlite3.connect(":memory:" if read_only else path, check_same_thread=False,
+                                       isolation_level=None, timeout=10)
             self._db.execute("PRAGMA journal_mode=WAL")
             # No fsync per commit: a power cut may lose the last events, never corrupt the log, and a busy
             # server's writer thread no longer waits on the disk for every handful of queries.
@@ -216,6 +241,31 @@ class SqliteQueryLog(QueryLog):
             self._db.execute("CREATE INDEX IF NOT EXISTS query_events_time ON query_events (timestamp)")
         except sqlite3.Error as exc:
             raise BackendError(f"cannot open the query log {path}: {exc}") from exc
+
+    def hash_key(self) -> bytes:
+        """The key file's bytes; made on first use, readable by its owner only (mode 0600), and linked into place
+        in one step, so processes starting together agree on one key."""
+        try:
+            if not self.key_path.exists():
+                draft = self.key_path.with_name(f".{self.key_path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+                descriptor = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                try:
+                    os.write(descriptor, secrets.token_bytes(HASH_KEY_BYTES))
+                    os.fsync(descriptor)
+                finally:
+                    os.close(descriptor)
+                try:
+                    os.link(draft, self.key_path)
+                except FileExistsError:
+                    pass  # another process made it first: use theirs
+                finally:
+                    draft.unlink()
+            key = self.key_path.read_bytes()
+        except OSError as exc:
+            raise BackendError(f"cannot read or make the query hash key {self.key_path}: {exc.strerror}") from None
+        if len(key) != HASH_KEY_BYTES:
+            raise BackendError(f"the query hash key {self.key_path} is damaged (not {HASH_KEY_BYTES} bytes)")
+        return key
 
     def write(self, events: Sequence[QueryEvent]) -> None:
         rows = [
@@ -241,7 +291,7 @@ class SqliteQueryLog(QueryLog):
 
     def read(self, since: datetime | None = None, limit: int = MAX_EVENTS_READ) -> list[QueryEvent]:
         start = _utc_iso(since) or ""
-        with self._lock:
+        with self._lock, self._reading():
             rows = self._db.execute(
                 f"SELECT {','.join(self._COLUMNS)} FROM query_events WHERE timestamp >= ?"
                 " ORDER BY timestamp DESC, id DESC LIMIT ?",
@@ -261,12 +311,19 @@ class SqliteQueryLog(QueryLog):
 
     def count(self, since: datetime | None = None) -> int:
         start = _utc_iso(since) or ""
-        with self._lock:
+        with self._lock, self._reading():
             return self._db.execute("SELECT COUNT(*) FROM query_events WHERE timestamp >= ?", (start,)).fetchone()[0]
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.Error as exc:
+            raise BackendError(f"cannot read the query log {self.path}: {exc}") from exc
 
 
 class ElasticsearchQueryLog(QueryLog):
@@ -329,6 +386,32 @@ class ElasticsearchQueryLog(QueryLog):
         except (ApiError, TransportError) as exc:
             raise BackendError(f"cannot count query events in {self.stream!r} at {self.connection.url}: {exc}") from None
 
+    def hash_key(self) -> bytes:
+        """This index's document in the hidden index `QUERY_HASH_KEY_INDEX`, created once (`create`, so two
+        processes starting together agree on one key): readers of the log need no access to it."""
+        from elasticsearch import ApiError, ConflictError, NotFoundError, TransportError
+
+        try:
+            try:
+                return base64.b64decode(self._client.get(index=QUERY_HASH_KEY_INDEX, id=self.index)["_source"]["key"])
+            except NotFoundError:
+                pass
+            self._client.options(ignore_status=400).indices.create(
+                index=QUERY_HASH_KEY_INDEX,
+                settings={"number_of_shards": 1, "auto_expand_replicas": "0-1", "hidden": True},
+                mappings={"dynamic": "strict", "properties": {"key": {"type": "keyword", "index": False,
+                                                                     "doc_values": False}}},
+            )
+            key = base64.b64encode(secrets.token_bytes(HASH_KEY_BYTES)).decode()
+            try:
+                self._client.create(index=QUERY_HASH_KEY_INDEX, id=self.index, document={"key": key}, refresh=True)
+            except ConflictError:  # another process made it first: use theirs
+                pass
+            return base64.b64decode(self._client.get(index=QUERY_HASH_KEY_INDEX, id=self.index)["_source"]["key"])
+        except (ApiError, TransportError) as exc:
+            raise BackendError(f"cannot read or make the query hash key in {QUERY_HASH_KEY_INDEX!r} at "
+                               f"{self.connection.url}: {exc}") from None
+
     def close(self) -> None:
         self._client.close()
 
@@ -357,13 +440,25 @@ class ElasticsearchQueryLog(QueryLog):
         self._template_ready = True
 
 
-def open_query_log(location: StoreLocation) -> QueryLog:
-    """The query log of the index at `location`: a data stream on its cluster, or a file in its folder."""
+def open_query_log(location: StoreLocation, read_only: bool = False) -> QueryLog:
+    """The query log of the index at `location`: a data stream on its cluster, or a file in its folder.
+
+    Opened to write unless `read_only`; BackendError if an index folder's log cannot be written (the folder is
+    read-only), so that the caller can go on without logging.
+    """
     if location.backend == "elasticsearch":
         return ElasticsearchQueryLog(location)
     path = location.index_dir / QUERY_LOG_DATABASE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return SqliteQueryLog(path)
+    key_path = location.index_dir / QUERY_HASH_KEY_FILE
+    if read_only:
+        return SqliteQueryLog(path, key_path, read_only=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BackendError(f"cannot write the query log in {path.parent}: {exc.strerror}") from None
+    if not is_writable(path):
+        raise BackendError(f"cannot write the query log {path}: it is read-only")
+    return SqliteQueryLog(path, key_path)
 
 
 class BackgroundQueryLog:

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bertsearch.cli.options import backend_options, index_dir_option, json_option, location_from, pop_backend_args, \
-    print_json
+    print_json, secret_from, secret_option
 from bertsearch.errors import BertsearchError
 from bertsearch.querystats import QueryStats
 from bertsearch.search import SearchResult
@@ -30,8 +30,8 @@ def log_cli_query(result: SearchResult, k: int, location: StoreLocation, store: 
     try:
         log = open_query_log(location)
         try:
-            log.write([query_event(result, k, location, origin="cli", hashed=mode == "hashed",
-                                   index_stats=store.stats())])
+            log.write([query_event(result, k, location, origin="cli", hash_key=log.hash_key() if mode == "hashed"
+                                   else None, index_stats=store.stats())])
         finally:
             log.close()
     except BertsearchError as exc:
@@ -54,7 +54,7 @@ def stats(index_dir: Path | None, days: float, as_json: bool, **backend: object)
     since = datetime.now(timezone.utc) - timedelta(days=days)
     with open_store(location) as store:
         index = store.stats()
-    log = open_query_log(location)
+    log = open_query_log(location, read_only=True)
     try:
         figures = read_query_stats(log, index, since)
     finally:
@@ -120,20 +120,22 @@ def dashboards() -> None:
 @click.option("--space", help="Kibana space to import into [default: the default space].")
 @click.option("--kibana-username", envvar="BERTSEARCH_KIBANA_USERNAME",
               help="[env BERTSEARCH_KIBANA_USERNAME, else BERTSEARCH_ES_USERNAME]")
-@click.option("--kibana-password", envvar="BERTSEARCH_KIBANA_PASSWORD",
-              help="[env BERTSEARCH_KIBANA_PASSWORD, else BERTSEARCH_ES_PASSWORD]")
-@click.option("--kibana-api-key", envvar="BERTSEARCH_KIBANA_API_KEY", help="[env BERTSEARCH_KIBANA_API_KEY]")
+@secret_option("kibana-password", "BERTSEARCH_KIBANA_PASSWORD", "Kibana's password (else $BERTSEARCH_ES_PASSWORD)")
+@secret_option("kibana-api-key", "BERTSEARCH_KIBANA_API_KEY", "a Kibana API key")
 @click.option("--ca-certs", type=click.Path(dir_okay=False), help="CA bundle for an https Kibana.")
 @click.option("--no-verify", is_flag=True, help="Do not verify Kibana's TLS certificate.")
 @click.option("--no-overwrite", is_flag=True, help="Keep objects that already exist instead of replacing them.")
 @json_option
 def dashboards_install(kibana_url: str, space: str | None, kibana_username: str | None, kibana_password: str | None,
-                       kibana_api_key: str | None, ca_certs: str | None, no_verify: bool, no_overwrite: bool,
-                       as_json: bool) -> None:
+                       kibana_password_file: Path | None, kibana_api_key: str | None, kibana_api_key_file: Path | None,
+                       ca_certs: str | None, no_verify: bool, no_overwrite: bool, as_json: bool) -> None:
     """Import the bertsearch dashboards (data view, visualizations, dashboard) into Kibana."""
     import os
 
     from bertsearch.dashboards.kibana import KibanaConnection, install_dashboards
+
+    kibana_password = secret_from(kibana_password, kibana_password_file, "kibana-password")
+    kibana_api_key = secret_from(kibana_api_key, kibana_api_key_file, "kibana-api-key")
 
     if kibana_username is None and kibana_api_key is None and os.environ.get("BERTSEARCH_ES_USERNAME"):
         kibana_username = os.environ["BERTSEARCH_ES_USERNAME"]

@@ -15,6 +15,7 @@ from elasticsearch import ApiError
 from bertsearch.errors import BertsearchError
 from bertsearch.querylog import (
     QUERY_EVENT_MAPPING,
+    QUERY_HASH_KEY_FILE,
     QUERY_LOG_DATABASE,
     BackgroundQueryLog,
     ElasticsearchQueryLog,
@@ -71,11 +72,58 @@ def test_an_event_measures_what_reranking_changed() -> None:
 
 
 def test_zero_results_and_hashed_queries() -> None:
+    key = bytes(range(32))
     result = SearchResult("  Rare   Words ", "bm25", [], {"bm25": 0.2, "total": 0.2})
-    logged = query_event(result, 5, EMBEDDED, origin="cli", hashed=True)
+    logged = query_event(result, 5, EMBEDDED, origin="cli", hash_key=key)
     assert logged.zero_results and logged.hits == 0 and logged.top_score is None and logged.top_scores == []
-    assert logged.query == hash_query("rare words") and logged.query.startswith("sha256:") and logged.query_hashed
-    assert hash_query("Rare words") != hash_query("rare word")
+    assert logged.query == hash_query("rare words", key) and logged.query.startswith("hmac-sha256:")
+    assert logged.query_hashed
+    assert hash_query("Rare words", key) != hash_query("rare word", key)
+
+
+def test_a_hashed_query_cannot_be_checked_without_the_key() -> None:
+    """An unkeyed digest let anyone confirm a guessed query by hashing it; the keyed one needs the secret."""
+    import hashlib
+
+    key, other = b"k" * 32, b"o" * 32
+    digest = hash_query("vitamin d", key)
+    assert digest == hash_query("Vitamin  D", key)  # repeats still group
+    assert digest != hash_query("vitamin d", other)
+    assert digest.removeprefix("hmac-sha256:") not in hashlib.sha256(b"vitamin d").hexdigest()
+
+
+def test_the_hash_key_is_made_once_per_index_and_readable_by_its_owner_only(tmp_path: Path) -> None:
+    import stat
+
+    first = open_query_log(StoreLocation(index_dir=tmp_path / "idx"))
+    key = first.hash_key()
+    key_file = tmp_path / "idx" / QUERY_HASH_KEY_FILE
+    assert len(key) == 32 and key_file.read_bytes() == key
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    again = open_query_log(StoreLocation(index_dir=tmp_path / "idx"))
+    assert again.hash_key() == key == first.hash_key()
+    other = open_query_log(StoreLocation(index_dir=tmp_path / "other"))
+    assert other.hash_key() != key
+    assert key not in (tmp_path / "idx" / QUERY_LOG_DATABASE).read_bytes()
+    for log in (first, again, other):
+        log.close()
+
+
+def test_a_log_opened_to_read_only_never_writes(tmp_path: Path) -> None:
+    location = StoreLocation(index_dir=tmp_path / "idx")
+    (tmp_path / "idx").mkdir()
+    empty = open_query_log(location, read_only=True)
+    assert empty.read() == [] and empty.count() == 0
+    empty.close()
+    assert list((tmp_path / "idx").iterdir()) == []  # nothing created
+    writer = open_query_log(location)
+    writer.write([event("kept")])
+    writer.close()
+    reader = open_query_log(location, read_only=True)
+    assert [e.query for e in reader.read()] == ["kept"]
+    with pytest.raises(BertsearchError, match="query log"):
+        reader.write([event("refused")])
+    reader.close()
 
 
 def test_query_log_mode_comes_from_the_option_then_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -174,6 +222,31 @@ def test_elasticsearch_log_is_a_data_stream_with_the_declared_mapping(elasticsea
     with pytest.raises(ApiError, match="strict"):  # an unknown field is an error, not a new field
         client.index(index=stream, op_type="create", document={"@timestamp": now.isoformat(), "typo": 1})
     log.close()
+    client.close()
+
+
+@pytest.mark.elasticsearch
+def test_elasticsearch_hash_keys_are_kept_on_the_cluster_one_per_index(elasticsearch_node: ElasticsearchNode) -> None:
+    """Case 12 on Elasticsearch: the key is a document of a hidden index, apart from the events' data stream."""
+    from bertsearch.querylog import QUERY_HASH_KEY_INDEX
+
+    connection = ElasticsearchConnection(url=elasticsearch_node.url, username=elasticsearch_node.username,
+                                         password=elasticsearch_node.password)
+
+    def log_of(index: str) -> ElasticsearchQueryLog:
+        return ElasticsearchQueryLog(StoreLocation(index_dir=Path("/unused"), backend="elasticsearch",
+                                                   elasticsearch=connection, es_index=index))
+
+    name = f"keys-{uuid.uuid4().hex[:8]}"
+    first, second, other = log_of(name), log_of(name), log_of(name + "-other")
+    key = first.hash_key()
+    assert len(key) == 32 and second.hash_key() == key == first.hash_key() and other.hash_key() != key
+    client = connection.client()
+    settings = client.indices.get_settings(index=QUERY_HASH_KEY_INDEX)[QUERY_HASH_KEY_INDEX]["settings"]["index"]
+    assert settings["hidden"] == "true"
+    assert QUERY_HASH_KEY_INDEX not in client.indices.get(index="bertsearch*")  # wildcards do not show it
+    for log in (first, second, other):
+        log.close()
     client.close()
 
 

@@ -6,6 +6,7 @@ server answer 5xx with a generic message and a request id, the details going onl
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import uuid
@@ -19,7 +20,14 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from bertsearch.errors import BackendError, BertsearchError, IndexMismatchError, IndexNotFoundError, InvalidQueryError
+from bertsearch.errors import (
+    BackendError,
+    BertsearchError,
+    IndexMismatchError,
+    IndexNotFoundError,
+    InvalidQueryError,
+    ReadOnlyIndexError,
+)
 from bertsearch.server.batching import WorkerBusyError
 from bertsearch.server.routes import router
 from bertsearch.server.schemas import MAX_BODY_BYTES
@@ -49,7 +57,7 @@ def create_app(service: SearchService) -> FastAPI:
     app.state.service = service
     app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)
+    app.add_middleware(RequestBodyLimits, max_bytes=MAX_BODY_BYTES, timeout=service.settings.body_timeout)
 
     @app.get("/", include_in_schema=False)
     def search_page() -> FileResponse:
@@ -66,9 +74,10 @@ def create_app(service: SearchService) -> FastAPI:
 def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
-        # Pydantic's messages and locations, without echoing the (possibly huge) input back.
-        detail = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
-                  for e in exc.errors()]
+        # Pydantic's messages and locations, without echoing the (possibly huge) input back; a location may be a
+        # key that is not valid text, which the JSON answer could not carry as it is.
+        detail = [{"loc": [_printable(part) for part in e.get("loc", ())], "msg": _printable(e.get("msg", "")),
+                   "type": e.get("type", "")} for e in exc.errors()]
         first = detail[0] if detail else {"loc": [], "msg": "invalid request"}
         where = ".".join(str(part) for part in first["loc"] if part != "body")
         return _error(422, f"{where}: {first['msg']}" if where else first["msg"], detail=detail)
@@ -87,6 +96,8 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(BertsearchError)
     async def backend_failure(request: Request, exc: BertsearchError) -> JSONResponse:
+        if isinstance(exc, ReadOnlyIndexError):
+            return _error(409, "the index is read-only: it can be searched, not written")
         if isinstance(exc, IndexNotFoundError):
             return _error(503, "the index is not available", request_id=_log_failure(request, exc))
         if isinstance(exc, BackendError):
@@ -107,18 +118,26 @@ def _log_failure(request: Request, exc: BaseException) -> str:
     return request_id
 
 
+def _printable(part: object) -> object:
+    """`part` of an error location, a string with any lone surrogate written as an escape."""
+    return part.encode("utf-8", errors="backslashreplace").decode("utf-8") if isinstance(part, str) else part
+
+
 def _error(status: int, message: str, headers: dict[str, str] | None = None, **extra: Any) -> JSONResponse:
     body = {"error": message, **{k: v for k, v in extra.items() if v is not None}}
     return JSONResponse(body, status_code=status, headers=headers)
 
 
-class BodySizeLimit:
-    """Refuses a request body over `max_bytes` with 413: by its Content-Length, or while it streams in (the
-    HTTPException raised from `receive` reaches the handlers like any other)."""
+class RequestBodyLimits:
+    """Refuses a request body over `max_bytes` with 413, by its Content-Length or while it streams in, and one
+    still incomplete `timeout` seconds after the request began with 408, closing the connection: a client that
+    declares a longer body than it sends would otherwise hold its connection open for as long as it likes.
+    (The HTTPExceptions raised from `receive` reach the handlers like any other.)"""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, timeout: float) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.timeout = timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -128,11 +147,21 @@ class BodySizeLimit:
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             await _error(413, self._message())(scope, receive, send)
             return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout
         received = 0
+        complete = False
 
         async def limited_receive() -> Message:
-            nonlocal received
-            message = await receive()
+            nonlocal received, complete
+            if complete:  # later calls only wait for the client to disconnect
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), max(0.0, deadline - loop.time()))
+            except asyncio.TimeoutError:
+                raise StarletteHTTPException(408, f"the request body did not arrive within {self.timeout:g} s",
+                                             headers={"Connection": "close"}) from None
+            complete = message["type"] != "http.request" or not message.get("more_body", False)
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Optional, Union
+import math
+from typing import Annotated, Any, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from bertsearch.text import has_lone_surrogate
 
 # Limits: a search asks for at most MAX_K hits; a document holds at most MAX_DOCUMENT_CHARS characters
 # (~250 passages, ~15 s of encoding on one core); a write carries at most MAX_DOCUMENTS_PER_REQUEST
@@ -20,7 +23,25 @@ MAX_METADATA_KEYS = 32
 # Bodies larger than this are refused (413) before they are read whole.
 MAX_BODY_BYTES = 8 * 1024 * 1024
 
-MetadataValue = Union[str, int, float, bool, None]
+
+def _valid_text(value: str) -> str:
+    if has_lone_surrogate(value):
+        raise ValueError("not valid Unicode (it holds a lone surrogate)")
+    return value
+
+
+def _valid_value(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("NaN and Infinity are not JSON numbers")
+    return _valid_text(value) if isinstance(value, str) else value
+
+
+# Every string of every request body, dictionary keys included, is one of these: pydantic's own check of a plain
+# `str` misses lone surrogates in keys and in unions, and the store cannot hold them.
+Text = Annotated[str, AfterValidator(_valid_text)]
+# Metadata is stored as given and read back the same, so a value JSON cannot hold is refused, not changed.
+MetadataValue = Annotated[Union[str, int, float, bool, None], AfterValidator(_valid_value)]
+FilterValue = Annotated[Union[str, int, float, bool], AfterValidator(_valid_value)]
 
 
 class Strict(BaseModel):
@@ -30,14 +51,15 @@ class Strict(BaseModel):
 
 
 class SearchFilters(Strict):
-    source_prefix: Optional[str] = Field(None, max_length=4096, description="Only documents whose source starts with this.")
-    metadata: dict[str, Union[str, int, float, bool]] = Field(
+    source_prefix: Optional[Text] = Field(None, max_length=4096,
+                                          description="Only documents whose source starts with this.")
+    metadata: dict[Text, FilterValue] = Field(
         default_factory=dict, max_length=MAX_METADATA_KEYS, description="Only documents with these metadata values."
     )
 
 
 class SearchRequest(Strict):
-    query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS)
+    query: Text = Field(min_length=1, max_length=MAX_QUERY_CHARS)
     k: int = Field(10, ge=1, le=MAX_K, description="Number of documents to return.")
     mode: Literal["hybrid", "dense", "bm25"] = "hybrid"
     rerank: Optional[bool] = Field(None, description="Rerank with the cross-encoder [default: if the index has one].")
@@ -69,14 +91,14 @@ class SearchResponse(BaseModel):
 
 
 class DocumentBody(Strict):
-    title: str = Field("", max_length=4096)
-    text: str = Field(min_length=1, max_length=MAX_DOCUMENT_CHARS)
-    source: str = Field("", max_length=4096)
-    metadata: dict[str, MetadataValue] = Field(default_factory=dict, max_length=MAX_METADATA_KEYS)
+    title: Text = Field("", max_length=4096)
+    text: Text = Field(min_length=1, max_length=MAX_DOCUMENT_CHARS)
+    source: Text = Field("", max_length=4096)
+    metadata: dict[Text, MetadataValue] = Field(default_factory=dict, max_length=MAX_METADATA_KEYS)
 
 
 class DocumentIn(DocumentBody):
-    doc_id: str = Field(min_length=1, max_length=MAX_ID_CHARS)
+    doc_id: Text = Field(min_length=1, max_length=MAX_ID_CHARS)
 
 
 class DocumentsRequest(Strict):
@@ -88,7 +110,7 @@ class DocumentOut(BaseModel):
     title: str
     text: str
     source: str
-    metadata: dict[str, MetadataValue]
+    metadata: dict[str, Union[str, int, float, bool, None]]
 
 
 class WriteResponse(BaseModel):
@@ -108,7 +130,7 @@ class DeleteResponse(BaseModel):
 
 
 class EmbeddingsRequest(Strict):
-    texts: list[Annotated[str, Field(min_length=1, max_length=MAX_EMBEDDING_CHARS)]] = Field(
+    texts: list[Annotated[Text, Field(min_length=1, max_length=MAX_EMBEDDING_CHARS)]] = Field(
         min_length=1, max_length=MAX_EMBEDDING_TEXTS
     )
 

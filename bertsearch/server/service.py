@@ -13,6 +13,7 @@ from typing import Callable, TypeVar
 
 import numpy as np
 
+from bertsearch.errors import BertsearchError
 from bertsearch.indexer.pipeline import Indexer, IndexSummary
 from bertsearch.querylog import BackgroundQueryLog, open_query_log, query_event
 from bertsearch.querystats import QueryStats, compute_query_stats, read_query_stats
@@ -39,6 +40,8 @@ class ServiceSettings:
     force_reranker: bool = False
     query_log: str = "on"
     search_timeout: float = 10.0
+    # Seconds a request's whole body may take to arrive (408 and the connection closed after that).
+    body_timeout: float = 10.0
     write_timeout: float = 600.0
     max_pending_queries: int = 256
     api_key: str | None = field(default=None, repr=False)
@@ -86,9 +89,21 @@ class SearchService:
         self._write_lock = threading.Lock()
         self._stats: tuple[float, StoreStats] | None = None
         self._stats_lock = threading.Lock()
-        self.query_log = (
-            BackgroundQueryLog(open_query_log(settings.location)) if settings.query_log != "off" else None
-        )
+        # A log that cannot be written (a read-only index folder) leaves the server answering, unlogged.
+        self.query_log: BackgroundQueryLog | None = None
+        self.query_log_problem: str | None = None
+        self._hash_key: bytes | None = None
+        if settings.query_log != "off":
+            try:
+                log = open_query_log(settings.location)
+                try:
+                    self._hash_key = log.hash_key() if settings.query_log == "hashed" else None
+                except BertsearchError:
+                    log.close()
+                    raise
+                self.query_log = BackgroundQueryLog(log)
+            except BertsearchError as exc:
+                self.query_log_problem = str(exc)
         self.searcher.search("warm up the caches", k=1, mode="hybrid" if self.store.stats().passages else "bm25")
 
     async def search(self, query: str, k: int, mode: str, filter: SearchFilter, rerank: bool | None,
@@ -111,8 +126,7 @@ class SearchService:
         result = self.searcher.finish(pending, vector)
         if self.query_log is not None:
             self.query_log.record(query_event(result, pending.k, self.location, origin="server",
-                                              hashed=self.settings.query_log == "hashed",
-                                              index_stats=self.index_stats()))
+                                              hash_key=self._hash_key, index_stats=self.index_stats()))
         return respond(result)
 
     def embed(self, texts: list[str]) -> np.ndarray:

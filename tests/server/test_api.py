@@ -6,16 +6,19 @@ import http.client
 import json
 import shutil
 import signal
+import socket
 import sqlite3
+import stat
+import time
 import uuid
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from bertsearch.querylog import QUERY_LOG_DATABASE
+from bertsearch.querylog import QUERY_HASH_KEY_FILE, QUERY_LOG_DATABASE, hash_query
 from bertsearch.server.schemas import MAX_BODY_BYTES, MAX_EMBEDDING_TEXTS, MAX_K
-from tests.helpers import run_bertsearch
+from tests.helpers import read_only_view, run_bertsearch
 from tests.server.conftest import API_KEY, RunningServer, scifact_queries, start_server, stop_server
 
 pytestmark = pytest.mark.slow
@@ -187,6 +190,72 @@ def test_bad_writes_and_embeddings_are_422(server: RunningServer, method: str, p
     assert message in answer.body["error"]
 
 
+@pytest.mark.parametrize(("method", "path", "body", "where"), [
+    ("PUT", "/api/documents/x", {"text": "ok", "metadata": {"\ud800": "x"}}, "metadata"),
+    ("PUT", "/api/documents/x", {"text": "ok", "metadata": {"k": "\udfff"}}, "metadata.k"),
+    ("PUT", "/api/documents/x", {"text": "\ud800"}, "text"),
+    ("PUT", "/api/documents/x", {"text": "ok", "title": "t\ud800"}, "title"),
+    ("PUT", "/api/documents/x", {"text": "ok", "source": "\udc80"}, "source"),
+    ("POST", "/api/documents", {"documents": [{"doc_id": "d\ud800", "text": "t"}]}, "documents.0.doc_id"),
+    ("POST", "/api/documents", {"documents": [{"doc_id": "d", "text": "t", "metadata": {"\ud800": 1}}]},
+     "documents.0.metadata"),
+    ("POST", "/api/search", {"query": "\ud800"}, "query"),
+    ("POST", "/api/search", {"query": "x", "filters": {"source_prefix": "\ud800"}}, "filters.source_prefix"),
+    ("POST", "/api/search", {"query": "x", "filters": {"metadata": {"\ud800": "x"}}}, "filters.metadata"),
+    ("POST", "/api/search", {"query": "x", "filters": {"metadata": {"k": "\ud800"}}}, "filters.metadata.k"),
+    ("POST", "/api/embeddings", {"texts": ["ok", "\ud800"]}, "texts.1"),
+])
+def test_lone_surrogates_anywhere_in_a_body_are_422(server: RunningServer, method: str, path: str, body: dict,
+                                                    where: str) -> None:
+    """Case 8: one in a metadata key was once a 500. JSON can escape a lone surrogate; no store can hold it."""
+    answer = server.request(method, path, body, headers=WRITE)
+    assert answer.status == 422, answer.body
+    assert answer.body["error"].startswith(where) and "request_id" not in answer.body
+
+
+@pytest.mark.parametrize("raw", [
+    b'{"text": "t", "metadata": {"score": NaN}}',
+    b'{"text": "t", "metadata": {"score": Infinity}}',
+    b'{"text": "t", "metadata": {"score": -1e400}}',
+])
+def test_metadata_numbers_json_cannot_hold_are_refused_not_changed(server: RunningServer, raw: bytes) -> None:
+    """Case 10: NaN was once accepted as durable and read back as null."""
+    doc_id = unique_id("nan")
+    answer = server.request("PUT", f"/api/documents/{doc_id}", raw=raw, headers=WRITE)
+    assert answer.status == 422 and answer.body["error"] == "metadata.score: Value error, NaN and Infinity are " \
+        "not JSON numbers", answer.body
+    assert server.request("GET", f"/api/documents/{doc_id}").status == 404
+    search = server.request("POST", "/api/search", raw=b'{"query": "x", "filters": {"metadata": {"s": NaN}}}')
+    assert search.status == 422
+
+
+def test_metadata_is_read_back_exactly_as_written(server: RunningServer) -> None:
+    doc_id = unique_id("exact")
+    metadata = {"tiny": 5e-324, "big": 1.7976931348623157e308, "tenth": 0.1, "count": 2**53 + 1, "flag": False,
+                "none": None, "text": "NaN"}
+    assert server.request("PUT", f"/api/documents/{doc_id}", {"text": "t", "metadata": metadata},
+                          headers=WRITE).status == 200
+    assert server.request("GET", f"/api/documents/{doc_id}").body["metadata"] == metadata
+    server.request("DELETE", f"/api/documents/{doc_id}", headers=WRITE)
+
+
+def test_a_body_that_never_arrives_is_cut_off_with_408(server: RunningServer) -> None:
+    """Case 9: a client declaring a longer body than it sends once held its connection for over 20 s."""
+    host, port = server.url.removeprefix("http://").split(":")
+    started = time.monotonic()
+    with socket.create_connection((host, int(port)), timeout=60) as client:
+        client.sendall(b"POST /api/search HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+                       b"Content-Length: 1000\r\n\r\n{\"query\": \"vit")
+        answer = b""
+        while chunk := client.recv(65536):  # until the server closes the connection
+            answer += chunk
+    elapsed = time.monotonic() - started
+    assert answer.startswith(b"HTTP/1.1 408 "), answer
+    assert b"did not arrive within 10 s" in answer
+    assert 9 < elapsed < 14, elapsed  # --body-timeout's default, then the connection is closed
+    assert server.search("vitamin D", k=1).status == 200
+
+
 def test_unknown_document_is_404(server: RunningServer) -> None:
     answer = server.request("GET", "/api/documents/no-such-document")
     assert answer.status == 404 and answer.body == {"error": "no document 'no-such-document'"}
@@ -253,7 +322,9 @@ def test_protected_reads_reranking_hashed_log_and_clean_shutdown(server_index: P
                                                                   tmp_path: Path) -> None:
     index_dir = tmp_path / "idx"
     shutil.copytree(server_index, index_dir, ignore=shutil.ignore_patterns("querylog", "write.lock"))
-    protected = start_server(index_dir, "--api-key", API_KEY, "--protect-reads", "--query-log", "hashed",
+    key_file = tmp_path / "api-key"
+    key_file.write_text(API_KEY + "\n")
+    protected = start_server(index_dir, "--api-key-file", str(key_file), "--protect-reads", "--query-log", "hashed",
                              "--reranker", str(tiny_reranker), "--force", "--rerank-depth", "10")
     key = {"X-API-Key": API_KEY}
     try:
@@ -277,10 +348,15 @@ def test_protected_reads_reranking_hashed_log_and_clean_shutdown(server_index: P
         assert "Traceback" not in protected.log.read_text()
     with sqlite3.connect(index_dir / QUERY_LOG_DATABASE) as db:
         logged = db.execute("SELECT query, reranked, rerank_top_first_stage_rank FROM query_events").fetchall()
-    assert len(logged) == 2 and all(q.startswith("sha256:") for q, _, _ in logged)
+    assert len(logged) == 2 and all(q.startswith("hmac-sha256:") for q, _, _ in logged)
     assert "vitamin" not in "".join(q for q, _, _ in logged).lower()
     assert logged[0][0] == logged[1][0]  # the same query, however written, has the same digest
     assert logged[0][1] == 1 and logged[0][2] >= 1 and logged[1][1:] == (0, None)
+    # Case 12: the digest is keyed by the index's own secret, kept apart from the log and readable by its owner only.
+    key = index_dir / QUERY_HASH_KEY_FILE
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    assert logged[0][0] == hash_query("vitamin d", key.read_bytes())
+    assert key.read_bytes() not in (index_dir / QUERY_LOG_DATABASE).read_bytes()
 
 
 def test_a_failing_store_answers_5xx_with_a_request_id_and_no_internals(server_index: Path, tmp_path: Path) -> None:
@@ -303,3 +379,26 @@ def test_a_failing_store_answers_5xx_with_a_request_id_and_no_internals(server_i
     finally:
         stop_server(broken)
     assert "passages_fts" in broken.log.read_text()
+
+
+def test_a_read_only_index_is_served_for_searches_and_refuses_writes_with_409(server_index: Path,
+                                                                               tmp_path: Path) -> None:
+    """Case 6: `serve` on an index folder it cannot write: searches work, unlogged; writes are a clear 409."""
+    index_dir = tmp_path / "idx"
+    shutil.copytree(server_index, index_dir, ignore=shutil.ignore_patterns("querylog", "write.lock"))
+    with read_only_view(index_dir) as view:
+        served = start_server(view, "--api-key", API_KEY)
+        try:
+            assert served.search("vitamin D", k=3).status == 200
+            assert served.request("GET", "/api/ready").body["query_log"] == "off"
+            stored = served.search("vitamin D").body["hits"][0]["doc_id"]
+            for method, path, body in (("PUT", "/api/documents/new", {"text": "t"}),
+                                       ("DELETE", f"/api/documents/{stored}", None)):
+                refused = served.request(method, path, body, headers=WRITE)
+                assert refused.status == 409, refused.body
+                assert refused.body == {"error": "the index is read-only: it can be searched, not written"}
+        finally:
+            stop_server(served)
+        log = served.log.read_text()
+        assert "is read-only: searches work, writes are refused (409)" in log
+        assert "warning: queries are not logged: cannot write the query log" in log and "Traceback" not in log

@@ -52,3 +52,15 @@ def test_search_and_writes_go_through_elasticsearch(es_server: RunningServer) ->
     assert es_server.request("GET", "/api/documents/glaciers").status == 404
     hits = es_server.search("alpine glaciers ice mass", k=5, mode="bm25").body["hits"]
     assert "glaciers" not in {hit["doc_id"] for hit in hits}
+
+
+def test_bodies_elasticsearch_could_not_hold_are_422_here_too(es_server: RunningServer) -> None:
+    """Cases 8 and 10 on this store: refused by the API before they reach it, never half-written."""
+    for raw in (b'{"text": "t", "metadata": {"\\ud800": "x"}}', b'{"text": "t", "metadata": {"score": NaN}}'):
+        answer = es_server.request("PUT", "/api/documents/refused", raw=raw)
+        assert answer.status == 422 and answer.body["error"].startswith("metadata"), answer.body
+    assert es_server.request("GET", "/api/documents/refused").status == 404
+    kept = {"tenth": 0.1, "count": 2**53 + 1, "none": None}
+    assert es_server.request("PUT", "/api/documents/exact", {"text": "t", "metadata": kept}).status == 200
+    assert es_server.request("GET", "/api/documents/exact").body["metadata"] == kept
+    es_server.request("DELETE", "/api/documents/exact")
