@@ -225,11 +225,13 @@ def test_elasticsearch_only_options_are_refused_elsewhere(
 def test_a_document_the_cluster_rejects_is_reported_then_retried(
     elasticsearch_node: ElasticsearchNode, tmp_path: Path
 ) -> None:
-    """Elasticsearch's JSON parser rejects NaN, which Python's JSON reader accepts in a record's metadata: one
-    document of the file fails, the others are written, and the run says so and exits non-zero."""
+    """Lucene refuses a term over 32,766 bytes, which a metadata key of 40,000 characters makes in the flattened
+    `metadata` field: one document of the file fails, the others are written, and the run says so and exits
+    non-zero."""
     node, corpus, es_index = elasticsearch_node, tmp_path / "records.jsonl", f"cli-{uuid.uuid4().hex[:12]}"
+    immense = "k" * 40_000
     records = ['{"_id": "jupiter", "text": "Jupiter is the largest planet."}',
-               '{"_id": "tomato", "text": "Tomatoes need sun.", "score": NaN}',
+               f'{{"_id": "tomato", "text": "Tomatoes need sun.", "{immense}": "x"}}',
                '{"_id": "bread", "text": "Sourdough bread rises with wild yeast."}']
     corpus.write_text("\n".join(records) + "\n")
     args = ("index", corpus, "--index-dir", tmp_path / "idx", "--backend", "elasticsearch", "--es-index", es_index,
@@ -238,14 +240,14 @@ def test_a_document_the_cluster_rejects_is_reported_then_retried(
     assert result.returncode == 1
     summary = json.loads(result.stdout)
     assert (summary["documents_added"], summary["documents_failed"]) == (2, 1)
-    assert summary["failed"][0]["doc_id"] == "tomato" and "NaN" in summary["failed"][0]["reason"]
+    assert summary["failed"][0]["doc_id"] == "tomato" and "immense field" in summary["failed"][0]["reason"]
     (line,) = result.stderr.strip().splitlines()
     assert line.startswith("error: 1 document(s) not stored, first 'tomato'") and "re-run to retry" in line
     connection = ElasticsearchConnection(node.url, username=node.username, password=node.password)
     with ElasticsearchStore.open(connection, es_index) as store:
         assert set(store.stored_documents()) == {"jupiter", "bread"}
 
-    corpus.write_text(corpus.read_text().replace(', "score": NaN', ', "score": 0.5'))
+    corpus.write_text(corpus.read_text().replace(immense, "short"))
     retried = ok_json(node, *args)
     assert (retried["documents_added"], retried["documents_unchanged"], retried["documents_failed"]) == (1, 2, 0)
 
@@ -314,3 +316,37 @@ def test_rebuild_swaps_in_the_new_index_only_when_complete_and_resumes_after_a_k
     assert json.loads((index_dir / "manifest.json").read_text())["chunking"]["max_tokens"] == 128
     hits = ok_json(node, "query", "which planet is the largest", "--index-dir", index_dir, "--mode", "dense")["hits"]
     assert hits[0]["doc_id"] == "astronomy.txt"
+
+
+def test_non_utf8_file_names_and_nan_records_on_elasticsearch(elasticsearch_node: ElasticsearchNode,
+                                                              tmp_path: Path) -> None:
+    """Cases 2 and 10 on this store: a name that is not UTF-8 is stored with its bytes escaped, found, kept by
+    re-indexing and pruned; a record with NaN is a counted skip, as on the embedded store."""
+    node, corpus, index_dir = elasticsearch_node, tmp_path / "corpus", tmp_path / "idx"
+    corpus.mkdir()
+    latin = Path(os.fsdecode(bytes(corpus) + b"/latin\xe9name.txt"))
+    latin.write_text("Octopuses open jars with their arms.\n")
+    (corpus / "records.jsonl").write_text('{"_id": "nan", "text": "Not a number.", "score": NaN}\n'
+                                          '{"_id": "fine", "text": "Squids change colour.", "score": 0.5}\n')
+    first = ok_json(node, "index", corpus, "--index-dir", index_dir, "--backend", "elasticsearch", "--es-index",
+                    f"names-{uuid.uuid4().hex[:10]}", "--es-url", node.url)
+    assert (first["documents_added"], first["documents_failed"], first["documents_skipped"]) == (2, 0, 1)
+    assert first["skipped"][0]["reason"] == "line 1: record field 'score' is nan, a number JSON cannot hold"
+    (hit,) = ok_json(node, "query", "octopus jars", "--index-dir", index_dir, "--mode", "bm25")["hits"]
+    assert (hit["doc_id"], hit["source"]) == (r"latin\xe9name.txt", rf"{corpus}/latin\xe9name.txt")
+    assert ok_json(node, "index", corpus, "--index-dir", index_dir)["documents_unchanged"] == 2
+    latin.unlink()
+    assert ok_json(node, "index", corpus, "--index-dir", index_dir, "--prune")["documents_removed"] == 1
+    assert ok_json(node, "query", "octopus jars", "--index-dir", index_dir, "--mode", "bm25")["hits"] == []
+
+
+def test_secrets_from_files_reach_the_cluster(indexed: Indexed, elasticsearch_node: ElasticsearchNode,
+                                              tmp_path: Path) -> None:
+    """Case 11: --es-password-file instead of a password on the command line, which other users can read."""
+    password = tmp_path / "password"
+    password.write_text(elasticsearch_node.password + "\n")
+    result = run_bertsearch("query", "which planet is the largest", "--index-dir", indexed.index_dir, "--mode",
+                            "bm25", "--json", "--es-password-file", password,
+                            env={**credentials(elasticsearch_node), "BERTSEARCH_ES_PASSWORD": ""})
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    assert json.loads(result.stdout)["hits"][0]["doc_id"] == "notes/astronomy.txt"

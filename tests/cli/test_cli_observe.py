@@ -18,7 +18,7 @@ import pytest
 from bertsearch.dashboards import DASHBOARDS_FILE
 from bertsearch.dashboards.kibana import KibanaConnection, install_dashboards
 from bertsearch.errors import BackendError, BertsearchError
-from bertsearch.querylog import QUERY_LOG_DATABASE, QUERY_LOG_STREAM
+from bertsearch.querylog import QUERY_HASH_KEY_FILE, QUERY_LOG_DATABASE, QUERY_LOG_STREAM, hash_query
 from tests.cli.test_cli import fails_with, ok_json
 from tests.helpers import run_bertsearch
 
@@ -54,7 +54,8 @@ def test_queries_are_logged_as_configured_and_stats_show_them(example_index: Pat
     assert set(json.loads(first[8])) == {"encode", "dense", "bm25", "retrieve", "fuse", "total"}
     assert first[9] == 12
     assert zero[4:6] == (0, 1)
-    assert hashed[0].startswith("sha256:") and hashed[1] == 1 and "secret" not in hashed[0].lower()
+    assert hashed[0].startswith("hmac-sha256:") and hashed[1] == 1 and "secret" not in hashed[0].lower()
+    assert hashed[0] == hash_query("secret photosynthesis", (example_index / QUERY_HASH_KEY_FILE).read_bytes())
 
     figures = ok_json("stats", "--index-dir", example_index)
     assert figures["queries"] == figures["queries_in_window"] == 3
@@ -183,7 +184,7 @@ def test_dashboards_install_failures_are_one_line() -> None:
     stand_in = StandInKibana(401, {"statusCode": 401})
     try:
         fails_with("rejected the credentials (401)", "dashboards", "install", "--kibana-url", stand_in.url,
-                   "--kibana-username", "u", "--kibana-password", "p")
+                   "--kibana-username", "u", env={"BERTSEARCH_KIBANA_PASSWORD": "p"})
     finally:
         stand_in.close()
     with socket.socket() as probe:

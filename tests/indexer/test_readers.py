@@ -419,7 +419,8 @@ def test_escaped_file_names_round_trip_and_never_collide():
 
     from bertsearch.indexer.filenames import file_name_of, file_name_text
 
-    names = ["".join(parts) for length in range(6) for parts in product(["a", "\\", "x", "e", "9", "\udce9"], repeat=length)]
+    alphabet = ["a", "\\", "x", "e", "9", "\udce9"]  # the escape's own characters, and a byte that is not UTF-8
+    names = ["".join(parts) for length in range(6) for parts in product(alphabet, repeat=length)]
     texts = [file_name_text(name) for name in names]
     assert [file_name_of(text) for text in texts] == names
     assert len(set(texts)) == len(names)
