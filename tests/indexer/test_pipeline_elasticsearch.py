@@ -53,7 +53,7 @@ def test_documents_refused_mid_run_are_reported_and_written_by_the_next_run(
         """An administrator blocks writes to the index once the first batch is in."""
 
         def advance(self, documents: int = 0, passages: int = 0) -> None:
-            if passages:
+            if documents:  # documents count once written; passages already once encoded
                 client.indices.put_settings(index=store.index, settings={"index.blocks.write": True})
 
     with store:
