@@ -8,14 +8,19 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import ir_measures
 import numpy as np
 from ir_measures import R, RR, nDCG
 
-from bertsearch.errors import DatasetError
+from bertsearch.errors import BertsearchError, DatasetError
 from bertsearch.search import MODES, Searcher, ms_since
+
+if TYPE_CHECKING:
+    from bertsearch.indexer.pipeline import IndexSummary
+    from bertsearch.indexer.progress import IndexProgress
+    from bertsearch.stores import StoreLocation
 
 MEASURES = (nDCG @ 10, RR @ 10, R @ 100)
 RUN_DEPTH = 100
@@ -139,3 +144,46 @@ def evaluate(
         results[pipeline] = metrics
     return results
 
+
+
+@dataclass(frozen=True)
+class DatasetEvaluation:
+    """What `evaluate_dataset` did: the indexing run over the corpus, and each pipeline's metrics."""
+
+    index: IndexSummary
+    results: dict[str, dict[str, float]]
+
+
+def evaluate_dataset(
+    location: StoreLocation,
+    dataset: BeirDataset,
+    pipelines: Sequence[str] = MODES,
+    reranker_path: Path | None = None,
+    force_reranker: bool = False,
+    rerank_depth: int | None = None,
+    ignore_identical_ids: bool = False,
+    progress: IndexProgress | None = None,
+) -> DatasetEvaluation:
+    """`bertsearch eval`: index the dataset's corpus at `location` (only what changed since the last run), then run
+    its queries through each pipeline, queries encoded as `bertsearch query` encodes them. With a reranker (given, or
+    the one the index uses) the +rerank pipelines are added; asked for without one, they are an error."""
+    from bertsearch.indexer.pipeline import Indexer, open_index_for_writing
+    from bertsearch.models.loading import load_query_encoder
+    from bertsearch.rerank import configured_reranker
+
+    chosen = tuple(dict.fromkeys(pipelines))
+    unknown = [p for p in chosen if p not in PIPELINES]
+    if unknown or not chosen:
+        raise BertsearchError(f"unknown pipeline {', '.join(unknown) or '(none)'}; choose from {', '.join(PIPELINES)}")
+    reranker, depth = configured_reranker(location.index_dir, reranker_path, force_reranker, rerank_depth)
+    if reranker is not None:
+        chosen += tuple(p for p in RERANK_PIPELINES if p not in chosen)
+    elif any(p in RERANK_PIPELINES for p in chosen):
+        raise BertsearchError("the +rerank pipelines need a reranker: give one, or have the index use one")
+    store, encoder, _ = open_index_for_writing(location)
+    with store:
+        summary = Indexer(store, encoder, store.settings.chunking, progress).index([dataset.corpus_path], prune=True)
+        settings = store.settings
+        query_encoder = load_query_encoder(settings.model_path, settings.model_fingerprint, loaded=encoder)
+        searcher = Searcher(store, query_encoder, reranker, depth)
+        return DatasetEvaluation(summary, evaluate(searcher, dataset, chosen, ignore_identical_ids))

@@ -14,6 +14,9 @@ INDEX_DIR_ENV = "BERTSEARCH_INDEX_DIR"
 DEFAULT_INDEX_DIR = ".bertsearch"
 MANIFEST_NAME = "manifest.json"
 FORMAT_VERSION = 1
+# Passages encoded and written per transaction: large enough to keep the encoder's batches full and
+# length-sorted, small enough that a killed run loses only seconds of work.
+WRITE_BATCH_PASSAGES = 1024
 
 
 def default_index_dir() -> Path:

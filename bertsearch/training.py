@@ -25,21 +25,21 @@ from pathlib import Path
 from bertsearch.device import Runtime, select_runtime
 from bertsearch.errors import BertsearchError
 from bertsearch.evaluation import read_qrels, score_run
-from bertsearch.models import resolve_model_path
+from bertsearch.models.base import PairScorer, TextEncoder
+from bertsearch.models.loading import resolve_model_path
 from bertsearch.rerank import (
     DEFAULT_MAX_LENGTH,
     DEFAULT_RERANK_DEPTH,
     METADATA_NAME,
-    CrossEncoder,
     RerankCheck,
     RerankerError,
     RerankerMetadata,
     blend,
-    passage_text,
+    reranker_head,
 )
 from bertsearch.search import Searcher
 from bertsearch.stores import create_store
-from bertsearch.types import Document
+from bertsearch.types import Document, passage_text
 
 BLEND_WEIGHTS = tuple(round(w * 0.05, 2) for w in range(21))
 # Hard negatives come from this deep in the first stage: deep enough for variety, shallow enough to be hard.
@@ -339,10 +339,14 @@ def pseudo_query_validation(searcher: Searcher, held: Sequence[PseudoQuery],
     In the index, each source document still holds its query's sentence (or title), so retrieval finds it
     trivially and would beat any reranker. The first stage here is the same hybrid search run over a
     temporary index of the queries' candidate pools in which every source document is replaced by its
-    positive (the document without the query's words).
+    positive (the document without the query's words). `searcher` must encode with torch (a `TextEncoder`): the
+    temporary index is encoded with it.
     """
     from bertsearch.indexer.pipeline import Indexer  # applications may use the indexer; the core may not
 
+    encoder = searcher.encoder
+    if not isinstance(encoder, TextEncoder):
+        raise TypeError(f"pseudo-query validation indexes passages: it needs a TextEncoder, not {type(encoder)}")
     pool: dict[str, Document] = {}
     for example in held:
         for hit in _candidates(searcher, example.query[:1000], MINING_DEPTH):
@@ -353,8 +357,8 @@ def pseudo_query_validation(searcher: Searcher, held: Sequence[PseudoQuery],
     validation = []
     with tempfile.TemporaryDirectory(prefix="bertsearch-validation-") as folder:
         with create_store(Path(folder), settings) as store:
-            Indexer(store, searcher.encoder, settings.chunking).index_documents(list(pool.values()))
-            pool_searcher = Searcher(store, searcher.encoder)
+            Indexer(store, encoder, settings.chunking).index_documents(list(pool.values()))
+            pool_searcher = Searcher(store, encoder)
             for example in held:
                 hits = _candidates(pool_searcher, example.query[:1000], depth)
                 candidates = tuple((h.doc_id, _reader_text(h.title, h.passage, example.is_title)) for h in hits)
@@ -400,7 +404,7 @@ def self_supervised_data(searcher: Searcher, config: TrainingConfig, max_documen
 # ---------------------------------------------------------------- validation
 
 
-def rerank_check(cross_encoder: CrossEncoder, queries: Sequence[ValidationQuery]) -> RerankCheck:
+def rerank_check(cross_encoder: PairScorer, queries: Sequence[ValidationQuery]) -> RerankCheck:
     """nDCG@10 of the first stage, the reranker alone, and the best blend of the two (weight chosen here)."""
     qrels = {str(i): q.relevant for i, q in enumerate(queries)}
     ce_scores = [cross_encoder.score(q.query, [text for _, text in q.candidates]) for q in queries]
@@ -420,7 +424,7 @@ def rerank_check(cross_encoder: CrossEncoder, queries: Sequence[ValidationQuery]
                        rerank_only=round(by_weight[1.0], 4), blend=round(by_weight[best], 4), blend_weight=best)
 
 
-def pairwise_accuracy(cross_encoder: CrossEncoder, groups: Sequence[TrainingGroup]) -> float:
+def pairwise_accuracy(cross_encoder: PairScorer, groups: Sequence[TrainingGroup]) -> float:
     """How often a held-out positive scores above a negative of the same query."""
     wins = total = 0
     for group in groups:
@@ -433,7 +437,7 @@ def pairwise_accuracy(cross_encoder: CrossEncoder, groups: Sequence[TrainingGrou
     return wins / total if total else 0.0
 
 
-def validate(cross_encoder: CrossEncoder, data: TrainingData) -> tuple[float, RerankCheck | None]:
+def validate(cross_encoder: PairScorer, data: TrainingData) -> tuple[float, RerankCheck | None]:
     """What checkpoints are chosen by: the best blend's nDCG@10 (with its check), or pairwise accuracy
     on held-out groups when there is no index."""
     if data.validation_queries:
@@ -496,6 +500,8 @@ def train_reranker(
     """
     import torch
 
+    from bertsearch.models.cross_encoder import CrossEncoder
+
     output = Path(output).expanduser().resolve()
     if output.exists() and any(output.iterdir()) and not (output / METADATA_NAME).is_file():
         raise RerankerError(f"{output} exists and is not a reranker folder: choose a new --output")
@@ -504,7 +510,8 @@ def train_reranker(
     rng = random.Random(config.seed)
     torch.manual_seed(config.seed)
 
-    cross_encoder = CrossEncoder(base_folder, config.max_length, runtime)
+    scale, bias = reranker_head(base_folder)
+    cross_encoder = CrossEncoder(base_folder, config.max_length, runtime, scale, bias)
     network = cross_encoder.network
     steps_per_epoch = math.ceil(len(data.groups) / config.groups_per_step)
     total = max(1, int(steps_per_epoch * config.epochs))

@@ -17,11 +17,12 @@ import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from bertsearch.errors import BertsearchError, IndexMismatchError, IndexNotFoundError, PartialWriteError
-from bertsearch.models import Encoder, TextEncoder, load_index_encoder
-from bertsearch.settings import ChunkingSettings, IndexSettings
+from bertsearch.models.base import TextEncoder
+from bertsearch.models.loading import load_index_encoder
+from bertsearch.settings import WRITE_BATCH_PASSAGES, ChunkingSettings, IndexSettings
 from bertsearch.stores import StoreLocation, create_store, open_store
 from bertsearch.stores.base import EncodedDocument, Store
 from bertsearch.types import Document, Passage, SkippedFile
@@ -29,9 +30,9 @@ from bertsearch.indexer.chunking import chunk_document
 from bertsearch.indexer.progress import IndexProgress, NullProgress
 from bertsearch.indexer.readers import DEFAULT_MAX_FILE_BYTES, estimate_document_count, iter_documents
 
-# Passages encoded and written per transaction: large enough to keep the encoder's batches full and
-# length-sorted, small enough that a killed run loses only seconds of work.
-WRITE_BATCH_PASSAGES = 1024
+if TYPE_CHECKING:
+    from bertsearch.models.encoder import Encoder
+
 
 
 @dataclass
@@ -243,6 +244,38 @@ class Indexer:
 
 
 
+def index_paths(
+    location: StoreLocation,
+    paths: Sequence[Path],
+    model_path: str | Path | None = None,
+    chunking: ChunkingSettings | None = None,
+    index_options: Mapping[str, Any] | None = None,
+    progress: IndexProgress | None = None,
+    batch_passages: int = WRITE_BATCH_PASSAGES,
+    prune: bool = False,
+    rebuild: bool = False,
+) -> IndexSummary:
+    """`bertsearch index`: bring the index at `location` up to date with `paths` (created if new), or with
+    `rebuild` build a new one from `paths` alone beside it (see `bertsearch.indexer.rebuild`); then write the ONNX
+    form of its model that queries load (`prepare_query_encoder`), while torch is loaded anyway."""
+    from bertsearch.indexer.rebuild import rebuild_index
+    from bertsearch.indexer.readers import check_paths_exist
+    from bertsearch.models.loading import prepare_query_encoder
+
+    check_paths_exist(paths)
+    if rebuild:
+        summary, encoder = rebuild_index(location, list(paths), model_path, chunking, index_options, progress,
+                                         batch_passages)
+    else:
+        store, encoder, chunking = open_index_for_writing(location, model_path, chunking, index_options)
+        with store:
+            indexer = Indexer(store, encoder, chunking, progress, batch_passages=batch_passages,
+                              exclude=[location.index_dir])
+            summary = indexer.index(list(paths), prune=prune)
+    prepare_query_encoder(encoder)
+    return summary
+
+
 def open_index_for_writing(
     location: StoreLocation,
     model_path: str | Path | None = None,
@@ -273,6 +306,8 @@ def open_index_for_writing(
             store.close()
             raise
         return store, encoder, settings.chunking
+    from bertsearch.models.encoder import Encoder
+
     encoder = Encoder(model_path)
     settings = new_index_settings(encoder, chunking, index_options)
     return create_store(location, settings), encoder, settings.chunking
@@ -285,7 +320,7 @@ def check_index_options(location: StoreLocation, index_options: Mapping[str, Any
 
 
 def new_index_settings(
-    encoder: Encoder, chunking: ChunkingSettings | None, index_options: Mapping[str, Any] | None = None
+    encoder: TextEncoder, chunking: ChunkingSettings | None, index_options: Mapping[str, Any] | None = None
 ) -> IndexSettings:
     """Settings for a new index of `encoder`'s vectors; `chunking` is checked against the model's limit."""
     chunking = chunking or ChunkingSettings(max_tokens=min(ChunkingSettings().max_tokens, encoder.info.max_seq_length))

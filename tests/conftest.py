@@ -1,8 +1,10 @@
-"""Shared fixtures: one real Elasticsearch node per test session, started only if a test asks for it."""
+"""Shared fixtures: one real Elasticsearch node per test session, started only if a test asks for it; one cache
+of models' ONNX forms per session."""
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +15,15 @@ import pytest
 SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "elasticsearch"
 # Covers a first run that fetches the distribution with mvn (~100 MB) before the node's own start timeout.
 START_TIMEOUT = 900
+
+
+@pytest.fixture(scope="session", autouse=True)
+def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The session's own cache (commands in subprocesses inherit it): each model is exported to ONNX once per
+    session, and never into the user's ~/.cache."""
+    folder = tmp_path_factory.mktemp("cache")
+    os.environ["BERTSEARCH_CACHE_DIR"] = str(folder)
+    return folder
 
 
 @dataclass(frozen=True)

@@ -85,7 +85,7 @@ def test_bad_inputs_fail_with_one_line(tmp_path: Path, index_dir: Path, dataset:
     fails_with("give exactly one of", "train-reranker", *out)
     fails_with("not a bertsearch reranker", "reranker", "use", tmp_path, "--index-dir", index_dir)
     fails_with("no reranker configured", "query", QUERY, "--index-dir", index_dir, "--rerank")
-    fails_with("need --reranker DIR or a reranker the index uses", "eval", dataset, "--index-dir", index_dir, "--pipelines", "hybrid+rerank")
+    fails_with("the +rerank pipelines need a reranker", "eval", dataset, "--index-dir", index_dir, "--pipelines", "hybrid+rerank")
 
 
 def test_a_reranker_that_loses_is_refused_unless_forced(tmp_path: Path, index_dir: Path, reranker: Path) -> None:

@@ -29,7 +29,7 @@ import pytest
 
 from bertsearch.evaluation import BeirDataset, evaluate, load_beir
 from bertsearch.indexer.pipeline import Indexer
-from bertsearch.models import Encoder
+from bertsearch.models.encoder import Encoder
 from bertsearch.search import MODES, Searcher
 from bertsearch.settings import ChunkingSettings, IndexSettings
 from bertsearch.stores import Store, create_store
