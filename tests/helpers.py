@@ -80,3 +80,22 @@ def fails_with(expected: str, *args: str | Path, env: dict[str, str] | None = No
     assert lines[0].startswith("error: ") and expected in lines[0], lines[0]
     assert "Traceback" not in result.stderr
     return lines[0]
+
+
+# Runs the real entry point in this interpreter and reports, on stderr's last line, which heavy modules it imported.
+_IMPORT_PROBE = """
+import json, sys
+from bertsearch.cli.main import HEAVY_MODULES, main
+sys.argv = ["bertsearch", *json.loads(sys.argv[1])]
+try:
+    main()
+finally:
+    print(json.dumps(sorted(m for m in HEAVY_MODULES if m in sys.modules)), file=sys.stderr)
+"""
+
+
+def imported_by(*args: str, env: dict[str, str] | None = None) -> tuple[subprocess.CompletedProcess, list[str]]:
+    """Run `bertsearch ARGS` in a subprocess; its result, and which of the CLI's HEAVY_MODULES it imported."""
+    result = subprocess.run([sys.executable, "-c", _IMPORT_PROBE, json.dumps(args)], capture_output=True, text=True,
+                            env={**os.environ, **OFFLINE_ENV, **(env or {})}, timeout=600)
+    return result, json.loads(result.stderr.strip().splitlines()[-1])

@@ -126,13 +126,14 @@ def load_pair_scorer(spec: CrossEncoderSpec, engine: str | None = None) -> PairS
     """A reranker's cross-encoder: its checked ONNX form unless `engine` (or $BERTSEARCH_ENGINE) says torch, else
     torch (in the runtime's precision), whose ONNX form is then written for the next query, as for encoders."""
     from bertsearch.models import onnx_runtime
-    from bertsearch.models.cross_encoder import CrossEncoder
 
     chosen = engine or query_engine()
     if chosen == "onnx":
         lean = onnx_runtime.open_cross_encoder(spec)
         if lean is not None:
             return lean
+    from bertsearch.models.cross_encoder import CrossEncoder
+
     scorer = CrossEncoder(spec.folder, spec.max_length, scale=spec.scale, bias=spec.bias)
     if chosen == "onnx":
         from bertsearch.models.onnx_export import export_cross_encoder

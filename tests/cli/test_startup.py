@@ -3,33 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from bertsearch.cli.main import HEAVY_MODULES
-from tests.helpers import OFFLINE_ENV, ok_json, write_scifact_slice
+from tests.helpers import imported_by, ok_json, write_scifact_slice
 
-# Runs the real entry point in this interpreter and reports, on stderr's last line, which heavy modules it imported.
-PROBE = """
-import json, sys
-from bertsearch.cli.main import HEAVY_MODULES, main
-sys.argv = ["bertsearch", *json.loads(sys.argv[1])]
-try:
-    main()
-finally:
-    print(json.dumps(sorted(m for m in HEAVY_MODULES if m in sys.modules)), file=sys.stderr)
-"""
 COMMANDS = ["index", "query", "eval", "train-reranker", "reranker", "serve", "stats", "dashboards"]
-
-
-def imported_by(*args: str, env: dict[str, str] | None = None) -> tuple[subprocess.CompletedProcess, list[str]]:
-    result = subprocess.run([sys.executable, "-c", PROBE, json.dumps(args)], capture_output=True, text=True,
-                            env={**os.environ, **OFFLINE_ENV, **(env or {})}, timeout=600)
-    return result, json.loads(result.stderr.strip().splitlines()[-1])
 
 
 @pytest.mark.parametrize("args", [["--help"], ["--version"], *[[command, "--help"] for command in COMMANDS],
