@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 from elasticsearch import ApiError, Elasticsearch, helpers
 
-from bertsearch.evaluation import load_beir
+from bertsearch.beir import load_beir
 from bertsearch.indexer.chunking import chunk_document
 from bertsearch.indexer.pipeline import content_hash
 from bertsearch.indexer.readers import iter_documents

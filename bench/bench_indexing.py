@@ -22,7 +22,8 @@ from pathlib import Path
 
 import torch
 
-from bertsearch.evaluation import evaluate, load_beir
+from bertsearch.beir import load_beir
+from bertsearch.evaluation import evaluate
 from bertsearch.models.loading import default_model_path
 from bertsearch.search import Searcher
 from bertsearch.settings import IndexSettings

@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from bertsearch.device import ENGINES, Runtime
-from bertsearch.evaluation import load_beir, score_run
+from bertsearch.beir import load_beir
+from bertsearch.evaluation import score_run
 from bertsearch.models.cross_encoder import CrossEncoder
 from bertsearch.rerank import Reranker, blend
 from bertsearch.search import open_searcher

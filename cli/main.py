@@ -223,7 +223,8 @@ def eval_command(dataset_dir: Path, split: str, index_dir: Path | None, pipeline
                  reranker_path: Path | None, rerank_depth: int | None, force: bool, as_json: bool,
                  **backend: object) -> None:
     """Evaluate relevance on a BEIR-format dataset: nDCG@10, RR@10, R@100 and latency per pipeline."""
-    from bertsearch.evaluation import evaluate_dataset, load_beir
+    from bertsearch.beir import load_beir
+    from bertsearch.evaluation import evaluate_dataset
     from bertsearch.indexer.progress import progress_for_terminal
 
     dataset = load_beir(dataset_dir, split)
@@ -283,15 +284,7 @@ def train_reranker(pairs_path: Path | None, index_dir: Path | None, queries_path
     and a blend of both; the model folder records it, and a reranker that does not help is refused at use.
     """
     from bertsearch.rerank import prepare_query_reranker
-    from bertsearch.search import open_searcher
-    from bertsearch.training import (
-        TrainingConfig,
-        judged_validation,
-        judgments_data,
-        pairs_data,
-        read_judgments,
-        self_supervised_data,
-    )
+    from bertsearch.training import TrainingConfig, training_data
     from bertsearch.training import train_reranker as train
 
     sources = [pairs_path is not None, queries_path is not None and not self_supervised, self_supervised]
@@ -304,20 +297,8 @@ def train_reranker(pairs_path: Path | None, index_dir: Path | None, queries_path
     config = TrainingConfig(epochs=epochs, max_steps=max_steps, groups_per_step=groups_per_step, negatives=negatives,
                             learning_rate=learning_rate, max_length=max_length, eval_every=eval_every,
                             validation_queries=validation_queries)
-    if pairs_path is not None:
-        data = pairs_data(pairs_path, config)
-    else:
-        searcher = open_searcher(index_dir or default_index_dir(), engine="torch")  # training needs torch anyway
-        with searcher.store:
-            if not self_supervised:
-                data = judgments_data(searcher, queries_path, qrels_path, config)
-            else:
-                # Judgments given with --self-supervised are used only to validate on.
-                validation = None
-                if queries_path is not None:
-                    validation = judged_validation(searcher, *read_judgments(queries_path, qrels_path))
-                    validation = validation[:validation_queries]
-                data = self_supervised_data(searcher, config, max_documents, validation)
+    data = training_data(config, pairs_path, index_dir or default_index_dir(), queries_path, qrels_path,
+                         self_supervised, max_documents)
     click.echo(f"training on {len(data.groups)} queries from {data.source}", err=True)
 
     def report(progress) -> None:  # noqa: ANN001 - a TrainingProgress

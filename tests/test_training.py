@@ -14,17 +14,10 @@ from bertsearch.indexer.pipeline import Indexer, open_index_for_writing
 from bertsearch.models.cross_encoder import CrossEncoder
 from bertsearch.models.loading import default_model_path
 from bertsearch.rerank import METADATA_NAME, read_metadata, reranker_head
-from bertsearch.training import (
-    TrainingConfig,
-    TrainingData,
-    TrainingDataError,
-    TrainingGroup,
-    pairwise_accuracy,
-    pseudo_query,
-    pseudo_query_validation,
-    read_pairs,
-    train_reranker,
-)
+from bertsearch.training import TrainingConfig, TrainingData, TrainingDataError, TrainingGroup, train_reranker
+from bertsearch.training.data import read_pairs
+from bertsearch.training.self_supervised import pseudo_query, pseudo_query_validation
+from bertsearch.training.validation import pairwise_accuracy
 from bertsearch.search import open_searcher
 from bertsearch.stores import StoreLocation
 from bertsearch.types import Document

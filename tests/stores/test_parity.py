@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pytest
 
-from bertsearch.evaluation import BeirDataset, evaluate, load_beir
+from bertsearch.beir import BeirDataset, load_beir
+from bertsearch.evaluation import evaluate
 from bertsearch.indexer.pipeline import Indexer
 from bertsearch.models.encoder import Encoder
 from bertsearch.search import MODES, Searcher
