@@ -8,6 +8,9 @@ A store that cannot write some documents of a batch (Elasticsearch rejecting a f
 names them, and the run goes on. After each batch the store's passage counts are checked against what was
 sent. A document not stored as sent is reported, not counted as indexed, and left for the next run to retry:
 never silently lost.
+
+With a partition (see bertsearch.indexer.partition) a run indexes, and prunes, only its share of the documents,
+so several runs can fill one index at once.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from bertsearch.stores import StoreLocation, create_store, open_store
 from bertsearch.stores.base import EncodedDocument, Store
 from bertsearch.types import Document, Passage, SkippedFile
 from bertsearch.indexer.chunking import chunk_document
+from bertsearch.indexer.partition import Partition
 from bertsearch.indexer.progress import IndexProgress, NullProgress
 from bertsearch.indexer.readers import DEFAULT_MAX_FILE_BYTES, estimate_document_count, iter_documents
 
@@ -45,6 +49,8 @@ class IndexSummary:
     documents_removed: int = 0
     documents_skipped: int = 0
     documents_failed: int = 0
+    # Left to the runs of the other partitions (with a partition only); not counted as seen.
+    documents_in_other_partitions: int = 0
     passages_encoded: int = 0
     seconds: float = 0.0
     # True once a rebuild has swapped its new index in (see bertsearch.indexer.rebuild).
@@ -91,6 +97,7 @@ class Indexer:
         max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
         batch_passages: int = WRITE_BATCH_PASSAGES,
         exclude: Sequence[Path] = (),
+        partition: Partition | None = None,
     ) -> None:
         self.store = store
         self.encoder = encoder
@@ -99,9 +106,13 @@ class Indexer:
         self.max_file_bytes = max_file_bytes
         self.batch_passages = batch_passages
         self.exclude = exclude
+        self.partition = partition
 
     def index(self, paths: Sequence[Path], prune: bool = False) -> IndexSummary:
-        """Index `paths` (files or folders, recursively); with `prune`, drop stored documents whose source vanished."""
+        """Index `paths` (files or folders, recursively); with `prune`, drop stored documents whose source vanished.
+
+        With a partition, only the documents (and skipped files) it holds are indexed, pruned and reported.
+        """
         started = time.perf_counter()
         summary = IndexSummary()
         roots = [Path(p).resolve() for p in paths]
@@ -111,7 +122,11 @@ class Indexer:
         def readable_documents() -> Iterator[Document]:
             for item in iter_documents(roots, max_file_bytes=self.max_file_bytes, exclude=self.exclude):
                 if isinstance(item, SkippedFile):
-                    self._skip(summary, item.path, item.reason)
+                    if self._holds(item.path):
+                        self._skip(summary, item.path, item.reason)
+                elif not self._holds(item.doc_id):
+                    summary.documents_in_other_partitions += 1
+                    self.progress.advance(documents=1)
                 elif item.doc_id in seen:
                     self._skip(summary, item.source, f"duplicate id {item.doc_id!r} (first seen in {seen[item.doc_id]})")
                 else:
@@ -122,7 +137,8 @@ class Indexer:
         previous = {doc_id: doc.content_hash for doc_id, doc in stored.items()}
         self._index_new_and_changed(readable_documents(), previous.get, summary)
         if prune:
-            vanished = [doc_id for doc_id, doc in stored.items() if doc_id not in seen and is_under(doc.source, roots)]
+            vanished = [doc_id for doc_id, doc in stored.items()
+                        if doc_id not in seen and self._holds(doc_id) and is_under(doc.source, roots)]
             not_removed = self._delete(vanished)
             for doc_id, reason in not_removed.items():
                 self._fail(summary, doc_id, f"not removed: {reason}")
@@ -231,6 +247,9 @@ class Indexer:
         except PartialWriteError as exc:
             return exc.failures
         return {}
+
+    def _holds(self, key: str) -> bool:
+        return self.partition is None or self.partition.holds(key)
 
     def _fail(self, summary: IndexSummary, doc_id: str, reason: str) -> None:
         summary.documents_failed += 1
