@@ -116,7 +116,7 @@ class Indexer:
         started = time.perf_counter()
         summary = IndexSummary()
         roots = [Path(p).resolve() for p in paths]
-        stored = self.store.stored_documents()
+        stored = {doc_id: doc for doc_id, doc in self.store.stored_documents().items() if self._holds(doc_id)}
         seen: dict[str, str] = {}
 
         def readable_documents() -> Iterator[Document]:
@@ -137,8 +137,7 @@ class Indexer:
         previous = {doc_id: doc.content_hash for doc_id, doc in stored.items()}
         self._index_new_and_changed(readable_documents(), previous.get, summary)
         if prune:
-            vanished = [doc_id for doc_id, doc in stored.items()
-                        if doc_id not in seen and self._holds(doc_id) and is_under(doc.source, roots)]
+            vanished = [doc_id for doc_id, doc in stored.items() if doc_id not in seen and is_under(doc.source, roots)]
             not_removed = self._delete(vanished)
             for doc_id, reason in not_removed.items():
                 self._fail(summary, doc_id, f"not removed: {reason}")
