@@ -85,7 +85,7 @@ def write_settings(index_dir: Path, settings: IndexSettings) -> None:
     """Write the manifest atomically: a crash leaves the old one or the new one, never half of either."""
     index_dir.mkdir(parents=True, exist_ok=True)
     target = index_dir / MANIFEST_NAME
-    tmp = target.with_suffix(".tmp")
+    tmp = target.with_suffix(f".{os.getpid()}.tmp")  # writers in other processes (partitions) use their own
     with tmp.open("w") as handle:
         json.dump(settings.to_json(), handle, indent=2, sort_keys=True)
         handle.flush()

@@ -15,7 +15,7 @@ from bertsearch.stores import VECTOR_INDEX_TYPES
 from bertsearch.rerank import DEFAULT_MAX_LENGTH
 from bertsearch.search import MODES, SearchResult
 from bertsearch.cli.observe import dashboards, log_cli_query, stats
-from bertsearch.cli.options import backend_options, index_dir_option, json_option, location_from
+from bertsearch.cli.options import PARTITION, Partition, backend_options, index_dir_option, json_option, location_from
 from bertsearch.cli.options import pop_backend_args as _backend_args, print_json as _print_json
 from bertsearch.cli.serve import serve
 
@@ -58,6 +58,9 @@ def _print_library_notes() -> None:
 @click.option("--prune", is_flag=True, help="Remove indexed documents whose source file vanished.")
 @click.option("--batch-passages", type=click.IntRange(1, 1_000_000), default=WRITE_BATCH_PASSAGES, show_default=True,
               help="Passages encoded and committed together; a killed run loses at most one batch.")
+@click.option("--partition", type=PARTITION, default=None,
+              help="Index (and --prune) only partition I of N of the documents, by a stable hash of their ids, I from "
+                   "1 to N: N runs at once, e.g. one per machine, fill one Elasticsearch index.")
 @click.option("--rebuild", is_flag=True,
               help="Build a new index from PATHS alone (e.g. with a new --model or --chunk-tokens) beside the live "
                    "one, and swap it in when complete; queries use the old one until then. Elasticsearch only.")
@@ -71,7 +74,8 @@ def _print_library_notes() -> None:
 @backend_options
 @json_option
 def index(paths: tuple[Path, ...], index_dir: Path | None, model_path: Path | None, chunk_tokens: int | None,
-          chunk_overlap: int | None, prune: bool, batch_passages: int, rebuild: bool, es_vector_index: str | None,
+          chunk_overlap: int | None, prune: bool, batch_passages: int, partition: Partition | None,
+          rebuild: bool, es_vector_index: str | None,
           es_shards: int | None, es_replicas: int | None, as_json: bool, **backend: object) -> None:
     """Index files and folders (recursively): new and changed documents are encoded, the rest skipped.
 
@@ -91,10 +95,12 @@ def index(paths: tuple[Path, ...], index_dir: Path | None, model_path: Path | No
     index_options = {name: value for name, value in
                      (("vector_index_type", es_vector_index), ("shards", es_shards), ("replicas", es_replicas))
                      if value is not None}
+    if rebuild and partition is not None:
+        raise click.UsageError("--rebuild builds the whole new index in one run; it cannot take --partition")
     check_paths_exist(paths)
     location = location_from(index_dir, _backend_args(backend))
     summary = index_paths(location, paths, model_path, chunking, index_options, progress_for_terminal(),
-                          batch_passages, prune=prune, rebuild=rebuild)
+                          batch_passages, prune=prune, rebuild=rebuild, partition=partition)
     if as_json:
         _print_json(summary.to_dict())
     else:
@@ -102,8 +108,9 @@ def index(paths: tuple[Path, ...], index_dir: Path | None, model_path: Path | No
         console.print(
             f"{summary.documents_seen} documents: {summary.documents_added} added, {summary.documents_updated} "
             f"updated, {summary.documents_unchanged} unchanged, {summary.documents_removed} removed, "
-            f"{summary.documents_skipped} skipped, {summary.documents_failed} failed; "
-            f"{summary.passages_encoded} passages encoded in {summary.seconds:.1f}s"
+            f"{summary.documents_skipped} skipped, {summary.documents_failed} failed"
+            + (f", {summary.documents_in_other_partitions} in other partitions" if partition is not None else "")
+            + f"; {summary.passages_encoded} passages encoded in {summary.seconds:.1f}s"
         )
         for kind, entries, name in (("skipped", summary.skipped, "path"), ("failed", summary.failed, "doc_id")):
             for entry in entries[:20]:

@@ -8,6 +8,9 @@ A store that cannot write some documents of a batch (Elasticsearch rejecting a f
 names them, and the run goes on. After each batch the store's passage counts are checked against what was
 sent. A document not stored as sent is reported, not counted as indexed, and left for the next run to retry:
 never silently lost.
+
+With a partition (see bertsearch.indexer.partition) a run indexes, and prunes, only its share of the documents,
+so several runs can fill one index at once.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from bertsearch.stores import StoreLocation, create_store, open_store
 from bertsearch.stores.base import EncodedDocument, Store
 from bertsearch.types import Document, Passage, SkippedFile
 from bertsearch.indexer.chunking import chunk_document
+from bertsearch.indexer.partition import Partition
 from bertsearch.indexer.progress import IndexProgress, NullProgress
 from bertsearch.indexer.readers import DEFAULT_MAX_FILE_BYTES, estimate_document_count, iter_documents
 
@@ -46,6 +50,8 @@ class IndexSummary:
     documents_removed: int = 0
     documents_skipped: int = 0
     documents_failed: int = 0
+    # Left to the runs of the other partitions (with a partition only); not counted as seen.
+    documents_in_other_partitions: int = 0
     passages_encoded: int = 0
     seconds: float = 0.0
     # True once a rebuild has swapped its new index in (see bertsearch.indexer.rebuild).
@@ -92,6 +98,7 @@ class Indexer:
         max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
         batch_passages: int = WRITE_BATCH_PASSAGES,
         exclude: Sequence[Path] = (),
+        partition: Partition | None = None,
     ) -> None:
         self.store = store
         self.encoder = encoder
@@ -100,19 +107,27 @@ class Indexer:
         self.max_file_bytes = max_file_bytes
         self.batch_passages = batch_passages
         self.exclude = exclude
+        self.partition = partition
 
     def index(self, paths: Sequence[Path], prune: bool = False) -> IndexSummary:
-        """Index `paths` (files or folders, recursively); with `prune`, drop stored documents whose source vanished."""
+        """Index `paths` (files or folders, recursively); with `prune`, drop stored documents whose source vanished.
+
+        With a partition, only the documents (and skipped files) it holds are indexed, pruned and reported.
+        """
         started = time.perf_counter()
         summary = IndexSummary()
         roots = [Path(p).resolve() for p in paths]
-        stored = self.store.stored_documents()
+        stored = {doc_id: doc for doc_id, doc in self.store.stored_documents().items() if self._holds(doc_id)}
         seen: dict[str, str] = {}
 
         def readable_documents() -> Iterator[Document]:
             for item in iter_documents(roots, max_file_bytes=self.max_file_bytes, exclude=self.exclude):
                 if isinstance(item, SkippedFile):
-                    self._skip(summary, item.path, item.reason)
+                    if self._holds(item.path):
+                        self._skip(summary, item.path, item.reason)
+                elif not self._holds(item.doc_id):
+                    summary.documents_in_other_partitions += 1
+                    self.progress.advance(documents=1)
                 elif item.doc_id in seen:
                     self._skip(summary, item.source, f"duplicate id {item.doc_id!r} (first seen in {seen[item.doc_id]})")
                 else:
@@ -233,6 +248,9 @@ class Indexer:
             return exc.failures
         return {}
 
+    def _holds(self, key: str) -> bool:
+        return self.partition is None or self.partition.holds(key)
+
     def _fail(self, summary: IndexSummary, doc_id: str, reason: str) -> None:
         summary.documents_failed += 1
         summary.failed.append({"doc_id": doc_id, "reason": reason})
@@ -254,10 +272,12 @@ def index_paths(
     batch_passages: int = WRITE_BATCH_PASSAGES,
     prune: bool = False,
     rebuild: bool = False,
+    partition: Partition | None = None,
 ) -> IndexSummary:
-    """`bertsearch index`: bring the index at `location` up to date with `paths` (created if new), or with
-    `rebuild` build a new one from `paths` alone beside it (see `bertsearch.indexer.rebuild`); then write the ONNX
-    form of its model that queries load (`prepare_query_encoder`), while torch is loaded anyway."""
+    """`bertsearch index`: bring the index at `location` up to date with `paths` (created if new), or only with the
+    documents of `partition`, or with `rebuild` build a new one from `paths` alone beside it (see
+    `bertsearch.indexer.rebuild`); then write the ONNX form of its model that queries load
+    (`prepare_query_encoder`), while torch is loaded anyway."""
     from bertsearch.indexer.rebuild import rebuild_index
     from bertsearch.indexer.readers import check_paths_exist
     from bertsearch.models.loading import prepare_query_encoder
@@ -270,7 +290,7 @@ def index_paths(
         store, encoder, chunking = open_index_for_writing(location, model_path, chunking, index_options)
         with store:
             indexer = Indexer(store, encoder, chunking, progress, batch_passages=batch_passages,
-                              exclude=[location.index_dir])
+                              exclude=[location.index_dir], partition=partition)
             summary = indexer.index(list(paths), prune=prune)
     prepare_query_encoder(encoder)
     return summary

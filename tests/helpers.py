@@ -9,6 +9,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from bertsearch.stores import Store
+from bertsearch.types import PassageHit
+
 SCIFACT = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "scifact"
 OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
 
@@ -46,6 +49,25 @@ def write_scifact_slice(target: Path, queries: int = 40, documents: int = 300) -
     (target / "qrels").mkdir(exist_ok=True)
     (target / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n" + "\n".join(kept_qrels) + "\n")
     return target
+
+
+def store_contents(store: Store) -> tuple[dict[str, tuple[str, str]], list[tuple], tuple[int, int]]:
+    """What a store holds, read through its interface: each document's content hash and source, every passage
+    (doc id, position, title, text), and the document and passage counts it reports."""
+    documents = {doc_id: (doc.content_hash, doc.source) for doc_id, doc in store.stored_documents().items()}
+    counts = store.passage_counts(list(documents))
+    wanted = [PassageHit(doc_id, position, 0.0) for doc_id, count in counts.items() for position in range(count)]
+    passages = sorted((hit.doc_id, hit.position, hit.title, hit.text) for hit in store.with_texts(wanted))
+    assert len(passages) == len(wanted), "a passage the counts promise is missing"
+    stats = store.stats()
+    return documents, passages, (stats.documents, stats.passages)
+
+
+def relevance(results: dict) -> dict[str, float]:
+    """`bertsearch eval --json` figures as {"pipeline measure": value}, without the latencies, which no two runs
+    share: what two indices holding the same passages must agree on."""
+    return {f"{pipeline} {name}": value for pipeline, metrics in results.items()
+            for name, value in metrics.items() if not name.startswith("latency")}
 
 
 def bertsearch_command(*args: str | Path, env: dict[str, str] | None = None, **kwargs) -> list[str]:
