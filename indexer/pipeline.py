@@ -261,7 +261,6 @@ class Indexer:
         self.progress.skipped(path, reason)
 
 
-
 def index_paths(
     location: StoreLocation,
     paths: Sequence[Path],

@@ -21,18 +21,3 @@ class TrainingConfig:
     eval_every: int | None = None
     validation_queries: int = 100
     seed: int = 13
-
-
-@dataclass(frozen=True)
-class TrainingProgress:
-    """Reported after every step; `validation` is set on steps that validated."""
-
-    step: int
-    total_steps: int
-    loss: float
-    elapsed_s: float
-    validation: float | None = None
-
-    @property
-    def eta_s(self) -> float:
-        return self.elapsed_s / max(self.step, 1) * (self.total_steps - self.step)
