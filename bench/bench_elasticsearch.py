@@ -43,12 +43,12 @@ from typing import Any
 import numpy as np
 from elasticsearch import ApiError, Elasticsearch, helpers
 
-from bertsearch.evaluation import load_beir
+from bertsearch.beir import load_beir
 from bertsearch.indexer.chunking import chunk_document
-from bertsearch.indexer.pipeline import WRITE_BATCH_PASSAGES, content_hash
+from bertsearch.indexer.pipeline import content_hash
 from bertsearch.indexer.readers import iter_documents
-from bertsearch.models import Encoder
-from bertsearch.settings import ChunkingSettings, IndexSettings
+from bertsearch.models.encoder import Encoder
+from bertsearch.settings import WRITE_BATCH_PASSAGES, ChunkingSettings, IndexSettings
 from bertsearch.stores.base import EncodedDocument
 from bertsearch.stores.elasticsearch import ElasticsearchConnection, ElasticsearchStore
 from bertsearch.types import Document, Passage

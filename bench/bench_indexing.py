@@ -22,8 +22,9 @@ from pathlib import Path
 
 import torch
 
-from bertsearch.evaluation import evaluate, load_beir
-from bertsearch.models import default_model_path
+from bertsearch.beir import load_beir
+from bertsearch.evaluation import evaluate
+from bertsearch.models.loading import default_model_path
 from bertsearch.search import Searcher
 from bertsearch.settings import IndexSettings
 from bertsearch.stores import StoreLocation, create_store

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bertsearch.models import Encoder
+from bertsearch.models.encoder import Encoder
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SCIFACT = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "scifact" / "corpus.jsonl.gz"

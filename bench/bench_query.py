@@ -1,11 +1,10 @@
-"""Query latency on a built index: in-process after warm-up, and end-to-end through the CLI.
+"""Query latency on a built index, in-process after warm-up (whole `bertsearch` processes: bench/bench_cli.py).
 
 Usage:
     bertsearch index ../shared/datasets/scifact/corpus.jsonl.gz --index-dir /tmp/scifact-idx
     python bench/bench_query.py --index-dir /tmp/scifact-idx --queries ../shared/datasets/scifact/queries.jsonl.gz
 
-Prints one JSON object (and writes bench/results/query.json): per mode p50/p95 in milliseconds in-process,
-and for the CLI the wall time of `bertsearch --version` (process start-up) and of `bertsearch query` per mode.
+Prints one JSON object (and writes bench/results/query.json): per mode p50/p95 in milliseconds.
 """
 
 from __future__ import annotations
@@ -14,8 +13,6 @@ import argparse
 import gzip
 import json
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -52,30 +49,11 @@ def in_process(index_dir: Path, queries: list[str], k: int) -> dict[str, dict[st
     return results
 
 
-def command_line(index_dir: Path, queries: list[str], runs: int) -> dict[str, dict[str, float]]:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    command = [sys.executable, "-m", "bertsearch.cli.main"]
-
-    def wall(args: list[str]) -> float:
-        started = time.perf_counter()
-        subprocess.run(command + args, env=env, check=True, stdout=subprocess.DEVNULL)
-        return (time.perf_counter() - started) * 1000
-
-    results = {"startup": percentiles([wall(["--version"]) for _ in range(runs)])}
-    for mode in MODES:
-        results[mode] = percentiles(
-            [wall(["query", queries[i % len(queries)], "--index-dir", str(index_dir), "--mode", mode, "--json"])
-             for i in range(runs)]
-        )
-    return results
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--index-dir", type=Path, required=True)
     parser.add_argument("--queries", type=Path, required=True, help="BEIR queries.jsonl[.gz]")
     parser.add_argument("--limit", type=int, default=300, help="queries timed in-process")
-    parser.add_argument("--cli-runs", type=int, default=5, help="CLI invocations per mode")
     parser.add_argument("-k", type=int, default=10)
     args = parser.parse_args()
     queries = read_queries(args.queries, args.limit)
@@ -85,7 +63,6 @@ def main() -> None:
         "k": args.k,
         "cpu_threads": os.cpu_count(),
         "in_process": in_process(args.index_dir, queries, args.k),
-        "cli": command_line(args.index_dir, queries, args.cli_runs),
     }
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "query.json").write_text(json.dumps(report, indent=2))

@@ -21,10 +21,13 @@ from pathlib import Path
 
 import numpy as np
 
-from bertsearch.device import Runtime
-from bertsearch.evaluation import load_beir, score_run
-from bertsearch.rerank import Reranker, blend, passage_text
+from bertsearch.device import ENGINES, Runtime
+from bertsearch.beir import load_beir
+from bertsearch.evaluation import score_run
+from bertsearch.models.cross_encoder import CrossEncoder
+from bertsearch.rerank import Reranker, blend
 from bertsearch.search import open_searcher
+from bertsearch.types import passage_text
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -43,16 +46,18 @@ def ranked_run(candidates: dict[str, list[str]], scores: dict[str, np.ndarray], 
     return run
 
 
-def precision_faithfulness(folder: Path, force: bool, queries: dict[str, str], texts: dict[str, list[str]],
+def precision_faithfulness(reranker: Reranker, queries: dict[str, str], texts: dict[str, list[str]],
                            candidates: dict[str, list[str]], scores: dict[str, np.ndarray], qrels: dict, depth: int,
                            weight: float) -> dict[str, float]:
     """The runtime-precision scores against fp32 ones on the queries in `texts` (their candidates' texts):
     Spearman correlation per query (mean, min) and nDCG@10 of the blend with each."""
     from scipy.stats import spearmanr
 
-    reference = Reranker(folder, force=force, runtime=Runtime("cpu", "fp32"))
+    metadata = reranker.metadata
+    reference = CrossEncoder(reranker.folder, metadata.max_length, Runtime("cpu", "fp32"), metadata.scale,
+                             metadata.bias)
     chosen = list(texts)
-    fp32 = {q: reference.cross_encoder.score(queries[q], texts[q]) for q in chosen}
+    fp32 = {q: reference.score(queries[q], texts[q]) for q in chosen}
     correlations = [spearmanr(scores[q][: len(fp32[q])], fp32[q]).statistic for q in chosen if len(fp32[q]) > 1]
     subset = {q: candidates[q] for q in chosen}
     judged = {q: qrels[q] for q in chosen}
@@ -76,6 +81,8 @@ def main() -> None:
     parser.add_argument("--latency-queries", type=int, default=50,
                         help="Time the shallower depths on this many queries (the deepest is timed on all).")
     parser.add_argument("--force", action="store_true", help="Measure a reranker its check refuses.")
+    parser.add_argument("--engine", choices=ENGINES, default="torch",
+                        help="Run the reranker on torch (as the server does) or its ONNX form (as `query` does).")
     parser.add_argument("--faithfulness-queries", type=int, default=50,
                         help="Score this many queries' candidates in fp32 too, to check the runtime's precision.")
     args = parser.parse_args()
@@ -85,10 +92,11 @@ def main() -> None:
     queries = dict(list(dataset.queries.items())[: args.limit or None])
     qrels = {q: dataset.qrels[q] for q in queries}
     searcher = open_searcher(args.index_dir)
-    reranker = Reranker(args.reranker, force=args.force)
+    reranker = Reranker(args.reranker, force=args.force, engine=args.engine)
+    scorer = reranker.scorer
     candidates, scores, latency = {}, {}, {depth: [] for depth in depths}
     faithfulness_texts: dict[str, list[str]] = {}
-    reranker.cross_encoder.score("warm up", ["warm up"])
+    scorer.score("warm up", ["warm up"])
     with searcher.store:
         for number, (query_id, text) in enumerate(queries.items()):
             hits = searcher.search(text, k=100, mode="hybrid", rerank=False).hits
@@ -98,14 +106,14 @@ def main() -> None:
                 faithfulness_texts[query_id] = texts
             for depth in depths[:-1] if number < args.latency_queries else ():
                 started = time.perf_counter()
-                reranker.cross_encoder.score(text, texts[:depth])
+                scorer.score(text, texts[:depth])
                 latency[depth].append((time.perf_counter() - started) * 1000)
             started = time.perf_counter()
-            scores[query_id] = reranker.cross_encoder.score(text, texts)
+            scores[query_id] = scorer.score(text, texts)
             latency[depths[-1]].append((time.perf_counter() - started) * 1000)
 
-    faithfulness = precision_faithfulness(args.reranker, args.force, queries, faithfulness_texts, candidates, scores,
-                                          qrels, depths[-1], reranker.weight)
+    faithfulness = precision_faithfulness(reranker, queries, faithfulness_texts, candidates, scores, qrels, depths[-1],
+                                          reranker.weight)
     metadata = reranker.metadata
     training = metadata.training
     pairs = training.get("total_steps", 0) * training.get("groups_per_step", 0) * (1 + training.get("negatives", 0))
@@ -130,7 +138,8 @@ def main() -> None:
         "training_seconds_per_1000_pairs": round(
             (training["seconds"] - training.get("validation_seconds", 0.0)) / pairs * 1000, 1) if pairs else None,
         "training_device": f"{training.get('device')} {training.get('precision')}",
-        "precision": reranker.cross_encoder.runtime.precision,
+        "engine": args.engine,
+        "precision": scorer.runtime.precision if isinstance(scorer, CrossEncoder) else "fp32",
         "faithfulness_to_fp32": faithfulness,
     }
     RESULTS.mkdir(exist_ok=True)

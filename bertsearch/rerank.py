@@ -16,7 +16,7 @@ trained, and the check against the first stage: the blend weight to use, and whe
 
 from __future__ import annotations
 
-import contextlib
+import hashlib
 import json
 import os
 from collections.abc import Callable, Sequence
@@ -26,9 +26,9 @@ from typing import Any
 
 import numpy as np
 
-from bertsearch.device import Runtime, select_runtime
-from bertsearch.errors import BertsearchError, ModelNotFoundError
-from bertsearch.types import Hit
+from bertsearch.errors import BertsearchError
+from bertsearch.models.base import CrossEncoderSpec
+from bertsearch.types import Hit, passage_text
 
 METADATA_NAME = "bertsearch-reranker.json"
 # Recorded in an index folder by `bertsearch reranker use`.
@@ -39,7 +39,6 @@ DEFAULT_RERANK_DEPTH = 20
 # Word pieces of query and passage together: what every SciFact measurement in the README used. A reranked
 # passage keeps its first ~165 word pieces; cost grows with the length.
 DEFAULT_MAX_LENGTH = 192
-BATCH_SIZE = 32
 
 
 class RerankerError(BertsearchError):
@@ -136,146 +135,71 @@ def blend(ce_scores: np.ndarray, weight: float) -> np.ndarray:
     return weight * ce_norm + (1.0 - weight) * rank_score
 
 
-def passage_text(title: str, text: str) -> str:
-    """What the cross-encoder reads for a passage: the title goes with it, as for the bi-encoder."""
-    return f"{title}. {text}" if title else text
+def reranker_head(folder: Path) -> tuple[float, float]:
+    """The (scale, bias) of the score head in `folder`: as trained if it is a reranker, else an untrained head's."""
+    from bertsearch.models.cross_encoder import DEFAULT_SCALE
 
-
-def build_model(folder: Path):
-    """The cross-encoder network over the BERT weights in `folder` (a base model or a trained reranker)."""
-    import torch
-    from transformers import AutoModel
-    from transformers.utils import logging as transformers_logging
-
-    transformers_logging.set_verbosity_error()
-
-    class CrossEncoderNetwork(torch.nn.Module):
-        """score = scale · cos(mean(query-segment states), mean(passage-segment states)) + bias."""
-
-        def __init__(self, bert: torch.nn.Module, scale: float, bias: float) -> None:
-            super().__init__()
-            self.bert = bert
-            self.scale = torch.nn.Parameter(torch.tensor(float(scale)))
-            self.bias = torch.nn.Parameter(torch.tensor(float(bias)))
-
-        def forward(self, input_ids, attention_mask, token_type_ids):
-            states = self.bert(
-                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
-            ).last_hidden_state.float()
-            mask = attention_mask.unsqueeze(-1).float()
-            passage_mask = mask * token_type_ids.unsqueeze(-1).float()
-            query_mask = mask - passage_mask
-            query = (states * query_mask).sum(1) / query_mask.sum(1).clamp(min=1.0)
-            passage = (states * passage_mask).sum(1) / passage_mask.sum(1).clamp(min=1.0)
-            return self.scale * torch.nn.functional.cosine_similarity(query, passage, dim=-1) + self.bias
-
-    metadata_path = folder / METADATA_NAME
-    scale, bias = 20.0, 0.0  # 20 is the temperature sentence-transformers trains MiniLM's cosine with
-    if metadata_path.is_file():
+    if (folder / METADATA_NAME).is_file():
         metadata = read_metadata(folder)
-        scale, bias = metadata.scale, metadata.bias
-    try:
-        bert = AutoModel.from_pretrained(str(folder), local_files_only=True, add_pooling_layer=False)
-    except Exception as exc:  # transformers raises many types for a broken folder
-        raise ModelNotFoundError(f"cannot load BERT weights from {folder}: {exc}") from exc
-    return CrossEncoderNetwork(bert, scale, bias)
+        return metadata.scale, metadata.bias
+    return DEFAULT_SCALE, 0.0
 
 
-def load_tokenizer(folder: Path):
-    from transformers import AutoTokenizer
+def reranker_key(folder: Path) -> str:
+    """A cheap identity of the reranker in `folder` (its path, its weight files' size, time and inode, its
+    metadata), to find the ONNX form written for it without hashing its weights on every query."""
+    from bertsearch.models.loading import WEIGHT_FILES
 
-    try:
-        return AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
-    except Exception as exc:
-        raise ModelNotFoundError(f"cannot load a tokenizer from {folder}: {exc}") from exc
+    digest = hashlib.sha256(str(folder).encode())
+    for name in (*WEIGHT_FILES, "config.json"):
+        if (file := folder / name).is_file():
+            info = file.stat()
+            digest.update(f"{name}:{info.st_size}:{info.st_mtime_ns}:{info.st_ino}".encode())
+    digest.update((folder / METADATA_NAME).read_bytes())
+    return digest.hexdigest()[:16]
 
 
-class CrossEncoder:
-    """Scores (query, passage) pairs with a cross-encoder network, batched, in the runtime's precision."""
+def reranker_spec(folder: Path, metadata: RerankerMetadata) -> CrossEncoderSpec:
+    """How to load the cross-encoder of the reranker in `folder`."""
+    return CrossEncoderSpec(folder, metadata.max_length, metadata.scale, metadata.bias, reranker_key(folder))
 
-    def __init__(self, folder: Path, max_length: int = DEFAULT_MAX_LENGTH, runtime: Runtime | None = None) -> None:
-        self.runtime = runtime or select_runtime()
-        self.folder = folder
-        self.max_length = max_length
-        self.tokenizer = load_tokenizer(folder)
-        self.network = build_model(folder).to(self.runtime.device)
-        self.network.eval()
-        self._traced = None  # a TorchScript trace of `network`, once `release_gil` made one
 
-    def tokenize(self, queries: Sequence[str], passages: Sequence[str]):
-        batch = self.tokenizer(
-            list(queries), list(passages), truncation="longest_first", max_length=self.max_length,
-            padding=True, return_tensors="pt", return_token_type_ids=True,
-        )
-        return {name: tensor.to(self.runtime.device) for name, tensor in batch.items()
-                if name in ("input_ids", "attention_mask", "token_type_ids")}
+def prepare_query_reranker(folder: Path) -> None:
+    """Write the ONNX form of the reranker in `folder` now (it needs torch), unless queries run on torch, so that the
+    first query reranking with it loads in milliseconds (see `bertsearch.models.onnx_export`)."""
+    from bertsearch.device import Runtime, query_engine
+    from bertsearch.models.cross_encoder import CrossEncoder
+    from bertsearch.models.onnx_export import export_cross_encoder
+    from bertsearch.models.onnx_runtime import CROSS_ENCODER, form_is_current
 
-    def score(self, query: str, passages: Sequence[str], batch_size: int = BATCH_SIZE) -> np.ndarray:
-        """One relevance score per passage (higher is better), float32."""
-        import torch
-
-        scores = []
-        # The trace runs without autocast: the weights are already in the runtime's precision, and the scores
-        # were checked against the autocast ones when it was made.
-        with torch.inference_mode(), self.runtime.autocast() if self._traced is None else contextlib.nullcontext():
-            for start in range(0, len(passages), batch_size):
-                chunk = passages[start:start + batch_size]
-                scores.append(self._forward(self.tokenize([query] * len(chunk), chunk)).float().cpu().numpy())
-        return np.concatenate(scores) if scores else np.zeros(0, dtype=np.float32)
-
-    def release_gil(self) -> bool:
-        """Score with a TorchScript trace of the network, one call that holds no GIL; True if that is now the case.
-
-        For the server, where request threads run Python beside every forward pass: eagerly, reranking 20
-        passages took 1.5 s instead of 0.13 s beside one busy Python thread (measured). Checked against the
-        eager, autocast scores on pairs of other shapes first; CPU only, like the encoder's trace.
-        """
-        if self._traced is None and self.runtime.device == "cpu":
-            import torch
-
-            from bertsearch.models import trace_without_gil
-
-            def pairs(queries: list[str], passages: list[str]) -> tuple:
-                batch = self.tokenize(queries, passages)
-                return batch["input_ids"], batch["attention_mask"], batch["token_type_ids"]
-
-            example = pairs(["a short query", "another query"], ["a passage of a few words", "a shorter one"])
-            checks = [pairs(["one"], ["word"]),
-                      pairs(["q"] * 3, ["three passages", "of different lengths", "to check the padding " * 30])]
-            with torch.inference_mode(), self.runtime.autocast():
-                expected = [self.network(*inputs) for inputs in checks]  # the eager scores, as `score` makes them
-            self._traced = trace_without_gil(self.network, example, list(zip(checks, expected)), atol=0.05)
-        return self._traced is not None
-
-    def _forward(self, batch: dict):  # noqa: ANN202 - a torch.Tensor
-        if self._traced is not None:
-            return self._traced(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
-        return self.network(**batch)
+    folder = Path(folder).expanduser().resolve()
+    spec = reranker_spec(folder, read_metadata(folder))
+    if query_engine() != "onnx" or form_is_current(CROSS_ENCODER, spec.key):
+        return
+    export_cross_encoder(CrossEncoder(spec.folder, spec.max_length, Runtime("cpu", "fp32"), spec.scale, spec.bias),
+                         spec)
 
 
 class Reranker:
     """A trained reranker used as its check says: the blend weight chosen on validation queries."""
 
-    def __init__(self, folder: Path, force: bool = False, runtime: Runtime | None = None) -> None:
+    def __init__(self, folder: Path, force: bool = False, engine: str | None = None) -> None:
+        """`engine` "torch" or "onnx" runs the cross-encoder there; None lets `bertsearch.device` choose."""
+        from bertsearch.models.loading import load_pair_scorer
+
         folder = Path(folder).expanduser().resolve()
         self.metadata = read_metadata(folder)
         check_usable(folder, self.metadata, force)
         self.folder = folder
         # A forced reranker that was never checked (or lost) is used alone, as the user asked.
         self.weight = self.metadata.check.blend_weight if self.metadata.check and self.metadata.check.helps else 1.0
-        self.cross_encoder = CrossEncoder(folder, self.metadata.max_length, runtime)
-        # Inference only: weights stored in the runtime's precision skip a cast per matmul.
-        self.cross_encoder.network.to(self.cross_encoder.runtime.dtype)
-
-    def release_gil(self) -> bool:
-        """See `CrossEncoder.release_gil`."""
-        return self.cross_encoder.release_gil()
+        self.scorer = load_pair_scorer(reranker_spec(folder, self.metadata), engine)
 
     def rerank(self, query: str, hits: Sequence[Hit]) -> list[Hit]:
         """`hits` (first-stage order) reordered; each keeps its first-stage scores and gains 'rerank' and 'blend'."""
         if not hits:
             return []
-        ce = self.cross_encoder.score(query, [passage_text(h.title, h.passage) for h in hits])
+        ce = self.scorer.score(query, [passage_text(h.title, h.passage) for h in hits])
         final = blend(ce, self.weight)
         reranked = []
         for hit, ce_score, score in zip(hits, ce, final):
@@ -306,7 +230,8 @@ def read_index_reranker(index_dir: Path) -> IndexRerankerConfig | None:
 
 
 def use_reranker(index_dir: Path, folder: Path, force: bool = False, depth: int = DEFAULT_RERANK_DEPTH) -> RerankerMetadata:
-    """Record `folder` as the index's reranker after checking it is usable; returns its metadata."""
+    """Record `folder` as the index's reranker after checking it is usable, and write the ONNX form its queries will
+    load (`prepare_query_reranker`); returns its metadata."""
     from bertsearch.settings import read_settings
 
     read_settings(index_dir)  # IndexNotFoundError if there is no index
@@ -321,24 +246,25 @@ def use_reranker(index_dir: Path, folder: Path, force: bool = False, depth: int 
         os.replace(tmp, target)
     except OSError as exc:
         raise BertsearchError(f"cannot record the reranker in {index_dir}: {exc.strerror}") from None
+    prepare_query_reranker(folder)
     return metadata
 
 
-def configured_reranker(index_dir: Path, path: Path | None = None, force: bool = False,
-                        depth: int | None = None) -> tuple[Callable[[], Reranker] | None, int]:
+def configured_reranker(index_dir: Path, path: Path | None = None, force: bool = False, depth: int | None = None,
+                        engine: str | None = None) -> tuple[Callable[[], Reranker] | None, int]:
     """The reranker for queries on `index_dir` and how many hits it reranks: `path` if given, else the one
     `bertsearch reranker use` recorded there (if any). Its check is enforced now, its weights load on first use."""
     if path is not None:
-        return lazy_reranker(Path(path), force), depth or DEFAULT_RERANK_DEPTH
+        return lazy_reranker(Path(path), force, engine), depth or DEFAULT_RERANK_DEPTH
     recorded = read_index_reranker(index_dir)
     if recorded is None:
         return None, depth or DEFAULT_RERANK_DEPTH
-    return lazy_reranker(Path(recorded.path), recorded.force or force), depth or recorded.depth
+    return lazy_reranker(Path(recorded.path), recorded.force or force, engine), depth or recorded.depth
 
 
-def lazy_reranker(folder: Path, force: bool = False) -> Callable[[], Reranker]:
+def lazy_reranker(folder: Path, force: bool = False, engine: str | None = None) -> Callable[[], Reranker]:
     """A loader for the searcher: the reranker's metadata is checked now, its weights read on first use."""
     folder = Path(folder).expanduser().resolve()
     check_usable(folder, read_metadata(folder), force)
-    return lambda: Reranker(folder, force=force)
+    return lambda: Reranker(folder, force=force, engine=engine)
 

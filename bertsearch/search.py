@@ -12,7 +12,8 @@ import numpy as np
 
 from bertsearch.errors import InvalidQueryError
 from bertsearch.fusion import reciprocal_rank_fusion
-from bertsearch.models import TextEncoder, load_index_encoder
+from bertsearch.models.base import QueryEncoder
+from bertsearch.models.loading import load_query_encoder
 from bertsearch.rerank import DEFAULT_RERANK_DEPTH, Reranker, configured_reranker
 from bertsearch.stores import SearchFilter, Store, StoreLocation, open_store
 from bertsearch.types import Hit, PassageHit
@@ -102,7 +103,7 @@ class Searcher:
     def __init__(
         self,
         store: Store,
-        encoder: TextEncoder | Callable[[], TextEncoder],
+        encoder: QueryEncoder | Callable[[], QueryEncoder],
         reranker: Reranker | Callable[[], Reranker] | None = None,
         rerank_depth: int = DEFAULT_RERANK_DEPTH,
     ) -> None:
@@ -123,8 +124,8 @@ class Searcher:
         return self._reranker is not None
 
     @property
-    def encoder(self) -> TextEncoder:
-        if not isinstance(self._encoder, TextEncoder):
+    def encoder(self) -> QueryEncoder:
+        if not isinstance(self._encoder, QueryEncoder):
             self._encoder = self._encoder()
         return self._encoder
 
@@ -275,20 +276,26 @@ def open_searcher(
     reranker_path: str | Path | None = None,
     force_reranker: bool = False,
     rerank_depth: int | None = None,
+    engine: str | None = None,
 ) -> Searcher:
     """A searcher over the index at `location`; the model is loaded (and checked) on the first dense query.
 
     The reranker is `reranker_path` if given, else the one recorded in the index folder (if any); its check
     is read now (a reranker that loses to the first stage is refused unless `force_reranker`), its weights
-    on the first reranked query.
+    on the first reranked query. `engine` ("torch" or "onnx") runs both models there; by default
+    `bertsearch.device.query_engine` chooses.
     """
     index_dir = location.index_dir if isinstance(location, StoreLocation) else Path(location)
     store = open_store(location)
     settings = store.settings
-    reranker, depth = configured_reranker(index_dir, reranker_path, force_reranker, rerank_depth)
+    try:
+        reranker, depth = configured_reranker(index_dir, reranker_path, force_reranker, rerank_depth, engine)
+    except BaseException:
+        store.close()
+        raise
     return Searcher(
         store,
-        lambda: load_index_encoder(settings.model_path, settings.model_fingerprint, model_path),
+        lambda: load_query_encoder(settings.model_path, settings.model_fingerprint, model_path, engine),
         reranker,
         depth,
     )

@@ -14,6 +14,9 @@ INDEX_DIR_ENV = "BERTSEARCH_INDEX_DIR"
 DEFAULT_INDEX_DIR = ".bertsearch"
 MANIFEST_NAME = "manifest.json"
 FORMAT_VERSION = 1
+# Passages encoded and written per transaction: large enough to keep the encoder's batches full and
+# length-sorted, small enough that a killed run loses only seconds of work.
+WRITE_BATCH_PASSAGES = 1024
 
 
 def default_index_dir() -> Path:
@@ -82,7 +85,7 @@ def write_settings(index_dir: Path, settings: IndexSettings) -> None:
     """Write the manifest atomically: a crash leaves the old one or the new one, never half of either."""
     index_dir.mkdir(parents=True, exist_ok=True)
     target = index_dir / MANIFEST_NAME
-    tmp = target.with_suffix(".tmp")
+    tmp = target.with_suffix(f".{os.getpid()}.tmp")  # writers in other processes (partitions) use their own
     with tmp.open("w") as handle:
         json.dump(settings.to_json(), handle, indent=2, sort_keys=True)
         handle.flush()

@@ -6,6 +6,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
+def passage_text(title: str, text: str) -> str:
+    """What both encoders read for a passage, the bi-encoder and the cross-encoder: the title goes with every
+    passage of its document."""
+    return f"{title}. {text}" if title else text
+
+
 @dataclass(frozen=True)
 class Document:
     """A unit the user indexes: one file, or one record of a JSONL/CSV/JSON file.
@@ -36,8 +42,8 @@ class Passage:
         return f"{self.doc_id}#{self.position}"
 
     def encoder_input(self) -> str:
-        """What the bi-encoder reads: the title goes with every passage."""
-        return f"{self.title}. {self.text}" if self.title else self.text
+        """What the bi-encoder reads (see `passage_text`)."""
+        return passage_text(self.title, self.text)
 
 
 @dataclass(frozen=True)

@@ -2,29 +2,52 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 
 import click
-from rich.console import Console
-from rich.text import Text
+from click.core import ParameterSource
 
 from bertsearch.errors import BertsearchError
-from bertsearch.indexer.pipeline import WRITE_BATCH_PASSAGES
-from bertsearch.settings import ChunkingSettings, default_index_dir
+from bertsearch.settings import WRITE_BATCH_PASSAGES, ChunkingSettings, default_index_dir
 from bertsearch.stores import VECTOR_INDEX_TYPES
 from bertsearch.rerank import DEFAULT_MAX_LENGTH
-from bertsearch.search import MODES
-from bertsearch.text import query_terms, snippet
+from bertsearch.search import MODES, SearchResult
 from bertsearch.cli.observe import dashboards, log_cli_query, stats
-from bertsearch.cli.options import backend_options, index_dir_option, json_option, location_from, remedy
+from bertsearch.cli.options import PARTITION, Partition, backend_options, index_dir_option, json_option, \
+    location_from, remedy
 from bertsearch.cli.options import pop_backend_args as _backend_args, print_json as _print_json
 from bertsearch.cli.serve import serve
 
+# Imported by commands when they run, never at start-up: `--help`, `--version` and argument errors answer at once.
+HEAVY_MODULES = ("torch", "transformers", "sentence_transformers", "faiss", "elasticsearch", "fastapi", "pypdf",
+                 "onnxruntime")
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="bertsearch")
-def cli() -> None:
+@click.pass_context
+def cli(context: click.Context) -> None:
     """Semantic search over your own documents."""
+    if context.invoked_subcommand != "serve":  # the server logs with timestamps, to its own log
+        _print_library_notes()
+
+
+class _NoteFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        kind = "note" if record.levelno < logging.WARNING else "warning"
+        return f"{kind}: {record.getMessage()}"
+
+
+def _print_library_notes() -> None:
+    """The library's notes and warnings (a model that runs on torch and why, a damaged file) as one stderr line each."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_NoteFormatter())
+    library = logging.getLogger("bertsearch")
+    library.addHandler(handler)
+    library.setLevel(logging.INFO)
+    library.propagate = False
 
 
 @cli.command()
@@ -36,6 +59,9 @@ def cli() -> None:
 @click.option("--prune", is_flag=True, help="Remove indexed documents whose source file vanished.")
 @click.option("--batch-passages", type=click.IntRange(1, 1_000_000), default=WRITE_BATCH_PASSAGES, show_default=True,
               help="Passages encoded and committed together; a killed run loses at most one batch.")
+@click.option("--partition", type=PARTITION, default=None,
+              help="Index (and --prune) only partition I of N of the documents, by a stable hash of their ids, I from "
+                   "1 to N: N runs at once, e.g. one per machine, fill one Elasticsearch index.")
 @click.option("--rebuild", is_flag=True,
               help="Build a new index from PATHS alone (e.g. with a new --model or --chunk-tokens) beside the live "
                    "one, and swap it in when complete; queries use the old one until then. Elasticsearch only.")
@@ -52,17 +78,16 @@ def cli() -> None:
 @backend_options
 @json_option
 def index(paths: tuple[Path, ...], index_dir: Path | None, model_path: Path | None, chunk_tokens: int | None,
-          chunk_overlap: int | None, prune: bool, batch_passages: int, rebuild: bool, repair: bool,
-          es_vector_index: str | None, es_shards: int | None, es_replicas: int | None, as_json: bool,
-          **backend: object) -> None:
+          chunk_overlap: int | None, prune: bool, batch_passages: int, partition: Partition | None,
+          rebuild: bool, repair: bool, es_vector_index: str | None, es_shards: int | None, es_replicas: int | None,
+          as_json: bool, **backend: object) -> None:
     """Index files and folders (recursively): new and changed documents are encoded, the rest skipped.
 
     Documents that could not be stored are listed, and the command exits non-zero; the next run retries them.
     """
-    from bertsearch.indexer.pipeline import Indexer, open_index_for_writing
+    from bertsearch.indexer.pipeline import index_paths
     from bertsearch.indexer.progress import progress_for_terminal
     from bertsearch.indexer.readers import check_paths_exist
-    from bertsearch.indexer.rebuild import rebuild_index
 
     chunking = None
     if chunk_tokens is not None or chunk_overlap is not None:
@@ -74,6 +99,8 @@ def index(paths: tuple[Path, ...], index_dir: Path | None, model_path: Path | No
     index_options = {name: value for name, value in
                      (("vector_index_type", es_vector_index), ("shards", es_shards), ("replicas", es_replicas))
                      if value is not None}
+    if rebuild and partition is not None:
+        raise click.UsageError("--rebuild builds the whole new index in one run; it cannot take --partition")
     check_paths_exist(paths)
     location = location_from(index_dir, _backend_args(backend))
     if repair:
@@ -83,24 +110,18 @@ def index(paths: tuple[Path, ...], index_dir: Path | None, model_path: Path | No
         click.echo(f"repairing {location.describe()}: the damaged database ({repaired.problem}) is kept as "
                    f"{repaired.moved_to}; {repaired.vectors_salvaged} passage vectors saved from it for reuse"
                    if repaired else f"{location.describe()}: the database is not damaged, nothing to repair", err=True)
-    if rebuild:
-        summary = rebuild_index(location, list(paths), model_path, chunking, index_options, progress_for_terminal(),
-                                batch_passages)
-    else:
-        store, encoder, chunking = open_index_for_writing(location, model_path, chunking, index_options)
-        with store:
-            indexer = Indexer(store, encoder, chunking, progress_for_terminal(), batch_passages=batch_passages,
-                              exclude=[location.index_dir])
-            summary = indexer.index(list(paths), prune=prune)
+    summary = index_paths(location, paths, model_path, chunking, index_options, progress_for_terminal(),
+                          batch_passages, prune=prune, rebuild=rebuild, partition=partition)
     if as_json:
         _print_json(summary.to_dict())
     else:
-        console = Console(highlight=False, soft_wrap=True)
+        console = _console()
         console.print(
             f"{summary.documents_seen} documents: {summary.documents_added} added, {summary.documents_updated} "
             f"updated, {summary.documents_unchanged} unchanged, {summary.documents_removed} removed, "
-            f"{summary.documents_skipped} skipped, {summary.documents_failed} failed; "
-            f"{summary.passages_encoded} passages encoded"
+            f"{summary.documents_skipped} skipped, {summary.documents_failed} failed"
+            + (f", {summary.documents_in_other_partitions} in other partitions" if partition is not None else "")
+            + f"; {summary.passages_encoded} passages encoded"
             + (f", {summary.passages_reused} reused" if summary.passages_reused else "")
             + f" in {summary.seconds:.1f}s"
         )
@@ -129,44 +150,79 @@ def index(paths: tuple[Path, ...], index_dir: Path | None, model_path: Path | No
               help="Rerank the top hits with the cross-encoder [default: if the index has a reranker].")
 @click.option("--rerank-depth", type=click.IntRange(1, 1000), default=None,
               help="How many first-stage hits to rerank [default: as recorded, else 20].")
-@click.option("--reranker", "reranker_path", type=click.Path(path_type=Path),
+@click.option("--reranker", type=click.Path(path_type=Path),
               help="A reranker folder (bertsearch train-reranker) instead of the index's.")
 @click.option("--force", is_flag=True, help="Use a reranker even if its check says it does not help.")
+@click.option("--url", envvar="BERTSEARCH_URL",
+              help="Send the query to a running `bertsearch serve` at this URL, e.g. http://127.0.0.1:8000, instead "
+                   "of opening an index [env BERTSEARCH_URL; API key from BERTSEARCH_API_KEY].")
 @backend_options
 @json_option
 def query(text: str, index_dir: Path | None, k: int, mode: str, source_prefix: str | None, rerank: bool | None,
-          rerank_depth: int | None, reranker_path: Path | None, force: bool, as_json: bool, **backend: object) -> None:
+          rerank_depth: int | None, reranker: Path | None, force: bool, url: str | None, as_json: bool,
+          **backend: object) -> None:
     """Search the index: dense, BM25, or hybrid (reciprocal rank fusion of both), then rerank if configured."""
-    from bertsearch.search import open_searcher, validate_query
+    from bertsearch.search import validate_query
     from bertsearch.stores import SearchFilter
 
     validate_query(text, k, mode)  # before loading anything, so bad input fails fast
-    location = location_from(index_dir, _backend_args(backend))
-    searcher = open_searcher(location, reranker_path=reranker_path, force_reranker=force,
-                             rerank_depth=rerank_depth)
-    with searcher.store:
-        result = searcher.search(text, k=k, mode=mode, filter=SearchFilter(source_prefix=source_prefix),
-                                 rerank=rerank)
-        log_cli_query(result, k, location, searcher.store)
+    search_filter = SearchFilter(source_prefix=source_prefix)
+    if url:
+        from bertsearch.server.client import search_server
+
+        context = click.get_current_context()
+        local = [f"--{name.replace('_', '-')}" for name in _LOCAL_INDEX_OPTIONS
+                 if context.get_parameter_source(name) == ParameterSource.COMMANDLINE]
+        if local:
+            raise click.UsageError(f"{', '.join(local)} cannot be used with --url: the server searches its own index "
+                                   "with its own reranker")
+        result = search_server(url, text, k, mode, search_filter, rerank)
+    else:
+        from bertsearch.search import open_searcher
+
+        location = location_from(index_dir, _backend_args(backend))
+        searcher = open_searcher(location, reranker_path=reranker, force_reranker=force, rerank_depth=rerank_depth)
+        with searcher.store:
+            result = searcher.search(text, k=k, mode=mode, filter=search_filter, rerank=rerank)
+            log_cli_query(result, k, location, searcher.store)
     if as_json:
         _print_json(result.to_dict())
-        return
-    console = Console(highlight=False, soft_wrap=True)
+    else:
+        _print_hits(result)
+
+
+# Options of `query` that describe a local index or reranker: meaningless for a query sent to a server.
+_LOCAL_INDEX_OPTIONS = ("index_dir", "rerank_depth", "reranker", "force", "backend", "es_url", "es_index")
+
+
+def _console():  # noqa: ANN202 - a rich Console (rich is imported only by commands that print with it)
+    from rich.console import Console
+
+    return Console(highlight=False, soft_wrap=True)
+
+
+def _print_hits(result: SearchResult) -> None:
+    from rich.text import Text
+
+    from bertsearch.text import query_terms, snippet
+
+    console = _console()
     if not result.hits:
         console.print("no results")
         return
-    terms = query_terms(text)
+    terms = query_terms(result.query)
+    indent = "    "
     for rank, hit in enumerate(result.hits, start=1):
         console.print(Text.assemble((f"{rank:>2}. ", "bold"), (hit.title or hit.doc_id, "bold cyan"),
                                     (f"  [{hit.doc_id}]  score {hit.score:.4f}", "dim"),
                                     (f"  rerank {hit.scores['rerank']:.3f}" if "rerank" in hit.scores else "", "dim")))
         excerpt = snippet(hit.passage, terms)
-        line = Text("    " + excerpt.text)
+        line = Text(indent + excerpt.text)
         for start, end in excerpt.highlights:
-            line.stylize("bold yellow", start + 4, end + 4)
+            line.stylize("bold yellow", start + len(indent), end + len(indent))
         console.print(line)
         if hit.source:
-            console.print(Text(f"    {hit.source}", style="dim"))
+            console.print(Text(f"{indent}{hit.source}", style="dim"))
 
 
 @cli.command(name="eval")
@@ -187,42 +243,27 @@ def eval_command(dataset_dir: Path, split: str, index_dir: Path | None, pipeline
                  reranker_path: Path | None, rerank_depth: int | None, force: bool, as_json: bool,
                  **backend: object) -> None:
     """Evaluate relevance on a BEIR-format dataset: nDCG@10, RR@10, R@100 and latency per pipeline."""
-    from bertsearch.evaluation import PIPELINES, RERANK_PIPELINES, evaluate, load_beir
-    from bertsearch.indexer.pipeline import Indexer, open_index_for_writing
+    from bertsearch.beir import load_beir
+    from bertsearch.evaluation import evaluate_dataset
     from bertsearch.indexer.progress import progress_for_terminal
-    from bertsearch.rerank import configured_reranker
-    from bertsearch.search import Searcher
 
-    chosen = tuple(p.strip() for p in pipelines.split(",") if p.strip())
-    unknown = [p for p in chosen if p not in PIPELINES]
-    if unknown or not chosen:
-        raise BertsearchError(f"unknown pipeline {', '.join(unknown) or '(none)'}; choose from {', '.join(PIPELINES)}")
     dataset = load_beir(dataset_dir, split)
     backend_args = _backend_args(backend)
     backend_args["es_index"] = backend_args["es_index"] or f"bertsearch-eval-{dataset.name.lower()}"
     location = location_from(index_dir or default_index_dir() / "eval" / dataset.name, backend_args)
-    reranker, depth = configured_reranker(location.index_dir, reranker_path, force, rerank_depth)
-    if reranker is not None:
-        chosen += tuple(p for p in RERANK_PIPELINES if p not in chosen)
-    elif any(p in RERANK_PIPELINES for p in chosen):
-        raise BertsearchError("the +rerank pipelines need --reranker DIR or a reranker the index uses "
-                              "(`bertsearch reranker use`)")
-    store, encoder, chunking = open_index_for_writing(location, claim=False)  # a read-only index may hold it all
-    with store:
-        summary = Indexer(store, encoder, chunking, progress_for_terminal()).index([dataset.corpus_path], prune=True)
-        if not as_json:
-            click.echo(f"index {location.describe()}: {summary.passages_encoded} passages encoded, "
-                       f"{summary.documents_unchanged} documents unchanged", err=True)
-        searcher = Searcher(store, encoder, reranker, depth)
-        results = evaluate(searcher, dataset, chosen, ignore_identical_ids)
+    chosen = [p.strip() for p in pipelines.split(",") if p.strip()]
+    run = evaluate_dataset(location, dataset, chosen, reranker_path, force, rerank_depth, ignore_identical_ids,
+                           progress_for_terminal())
     if as_json:
-        _print_json(results)
+        _print_json(run.results)
         return
-    console = Console(highlight=False, soft_wrap=True)
-    names = list(next(iter(results.values())).keys())
+    click.echo(f"index {location.describe()}: {run.index.passages_encoded} passages encoded, "
+               f"{run.index.documents_unchanged} documents unchanged", err=True)
+    console = _console()
+    names = list(next(iter(run.results.values())).keys())
     console.print(f"{dataset.name} ({split}, {len(dataset.queries)} queries)")
     console.print(f"{'pipeline':<14}  " + "  ".join(f"{n:>14}" for n in names))
-    for pipeline, metrics in results.items():
+    for pipeline, metrics in run.results.items():
         console.print(f"{pipeline:<14}  " + "  ".join(f"{metrics[n]:>14.4f}" for n in names))
 
 
@@ -262,15 +303,8 @@ def train_reranker(pairs_path: Path | None, index_dir: Path | None, queries_path
     With an index, training ends with a check on held-out queries: first stage alone against the reranker
     and a blend of both; the model folder records it, and a reranker that does not help is refused at use.
     """
-    from bertsearch.search import open_searcher
-    from bertsearch.training import (
-        TrainingConfig,
-        judged_validation,
-        judgments_data,
-        pairs_data,
-        read_judgments,
-        self_supervised_data,
-    )
+    from bertsearch.rerank import prepare_query_reranker
+    from bertsearch.training import TrainingConfig, training_data
     from bertsearch.training import train_reranker as train
 
     sources = [pairs_path is not None, queries_path is not None and not self_supervised, self_supervised]
@@ -283,20 +317,8 @@ def train_reranker(pairs_path: Path | None, index_dir: Path | None, queries_path
     config = TrainingConfig(epochs=epochs, max_steps=max_steps, groups_per_step=groups_per_step, negatives=negatives,
                             learning_rate=learning_rate, max_length=max_length, eval_every=eval_every,
                             validation_queries=validation_queries)
-    if pairs_path is not None:
-        data = pairs_data(pairs_path, config)
-    else:
-        searcher = open_searcher(index_dir or default_index_dir())
-        with searcher.store:
-            if not self_supervised:
-                data = judgments_data(searcher, queries_path, qrels_path, config)
-            else:
-                # Judgments given with --self-supervised are used only to validate on.
-                validation = None
-                if queries_path is not None:
-                    validation = judged_validation(searcher, *read_judgments(queries_path, qrels_path))
-                    validation = validation[:validation_queries]
-                data = self_supervised_data(searcher, config, max_documents, validation)
+    data = training_data(config, pairs_path, index_dir or default_index_dir(), queries_path, qrels_path,
+                         self_supervised, max_documents)
     click.echo(f"training on {len(data.groups)} queries from {data.source}", err=True)
 
     def report(progress) -> None:  # noqa: ANN001 - a TrainingProgress
@@ -309,6 +331,7 @@ def train_reranker(pairs_path: Path | None, index_dir: Path | None, queries_path
             click.echo(line, err=True)
 
     metadata = train(data, output, base, config, report)
+    prepare_query_reranker(output)
     if as_json:
         _print_json(metadata.to_json())
         return

@@ -9,6 +9,7 @@ import click
 from click.core import ParameterSource
 
 from bertsearch.errors import BertsearchError, DamagedIndexError
+from bertsearch.indexer.partition import Partition, parse_partition
 from bertsearch.settings import default_index_dir
 from bertsearch.stores import BACKENDS, StoreLocation, resolve_location
 
@@ -18,6 +19,23 @@ index_dir_option = click.option(
     default=None,
     help="Index folder [default: $BERTSEARCH_INDEX_DIR or ./.bertsearch].",
 )
+
+
+class PartitionType(click.ParamType):
+    """`I/N`: partition I of N of a corpus (see bertsearch.indexer.partition)."""
+
+    name = "I/N"
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> Partition:
+        if isinstance(value, Partition):
+            return value
+        try:
+            return parse_partition(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+PARTITION = PartitionType()
 json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
 
 

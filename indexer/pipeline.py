@@ -13,6 +13,9 @@ A store that cannot write some documents of a batch (Elasticsearch rejecting a f
 names them, and the run goes on. After each batch the store's passage counts are checked against what was
 sent. A document not stored as sent is reported, not counted as indexed, and left for the next run to retry:
 never silently lost.
+
+With a partition (see bertsearch.indexer.partition) a run indexes, and prunes, only its share of the documents,
+so several runs can fill one index at once.
 """
 
 from __future__ import annotations
@@ -22,24 +25,26 @@ import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
 from bertsearch.errors import BertsearchError, IndexMismatchError, IndexNotFoundError, PartialWriteError
-from bertsearch.models import Encoder, TextEncoder, load_index_encoder
-from bertsearch.settings import ChunkingSettings, IndexSettings
+from bertsearch.models.base import TextEncoder
+from bertsearch.models.loading import load_index_encoder
+from bertsearch.settings import WRITE_BATCH_PASSAGES, ChunkingSettings, IndexSettings
 from bertsearch.stores import StoreLocation, create_store, open_store
 from bertsearch.stores.base import EncodedDocument, Store, vector_key
 from bertsearch.types import Document, Passage, SkippedFile
 from bertsearch.indexer.chunking import chunk_document
 from bertsearch.indexer.filenames import file_name_of
+from bertsearch.indexer.partition import Partition
 from bertsearch.indexer.progress import IndexProgress, NullProgress
 from bertsearch.indexer.readers import DEFAULT_MAX_FILE_BYTES, estimate_document_count, iter_documents
 
-# Passages encoded and written per transaction: large enough to keep the encoder's batches full and
-# length-sorted, small enough that a killed run loses only seconds of work.
-WRITE_BATCH_PASSAGES = 1024
+if TYPE_CHECKING:
+    from bertsearch.models.encoder import Encoder
+
 
 
 @dataclass
@@ -53,6 +58,8 @@ class IndexSummary:
     documents_removed: int = 0
     documents_skipped: int = 0
     documents_failed: int = 0
+    # Left to the runs of the other partitions (with a partition only); not counted as seen.
+    documents_in_other_partitions: int = 0
     passages_encoded: int = 0
     # Passages whose vectors were found stashed (a long document's before a kill, or salvaged by a repair).
     passages_reused: int = 0
@@ -101,6 +108,7 @@ class Indexer:
         max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
         batch_passages: int = WRITE_BATCH_PASSAGES,
         exclude: Sequence[Path] = (),
+        partition: Partition | None = None,
     ) -> None:
         self.store = store
         self.encoder = encoder
@@ -109,19 +117,27 @@ class Indexer:
         self.max_file_bytes = max_file_bytes
         self.batch_passages = batch_passages
         self.exclude = exclude
+        self.partition = partition
 
     def index(self, paths: Sequence[Path], prune: bool = False) -> IndexSummary:
-        """Index `paths` (files or folders, recursively); with `prune`, drop stored documents whose source vanished."""
+        """Index `paths` (files or folders, recursively); with `prune`, drop stored documents whose source vanished.
+
+        With a partition, only the documents (and skipped files) it holds are indexed, pruned and reported.
+        """
         started = time.perf_counter()
         summary = IndexSummary()
         roots = [Path(p).resolve() for p in paths]
-        stored = self.store.stored_documents()
+        stored = {doc_id: doc for doc_id, doc in self.store.stored_documents().items() if self._holds(doc_id)}
         seen: dict[str, str] = {}
 
         def readable_documents() -> Iterator[Document]:
             for item in iter_documents(roots, max_file_bytes=self.max_file_bytes, exclude=self.exclude):
                 if isinstance(item, SkippedFile):
-                    self._skip(summary, item.path, item.reason)
+                    if self._holds(item.path):
+                        self._skip(summary, item.path, item.reason)
+                elif not self._holds(item.doc_id):
+                    summary.documents_in_other_partitions += 1
+                    self.progress.advance(documents=1)
                 elif item.doc_id in seen:
                     self._skip(summary, item.source, f"duplicate id {item.doc_id!r} (first seen in {seen[item.doc_id]})")
                 else:
@@ -137,7 +153,8 @@ class Indexer:
             for doc_id, reason in not_removed.items():
                 self._fail(summary, doc_id, f"not removed: {reason}")
             summary.documents_removed = len(vanished) - len(not_removed)
-        self.store.clear_stash()
+        if self.partition is None:  # the other partitions' runs may still need what is stashed
+            self.store.clear_stash()
         self.progress.finish()
         summary.seconds = round(time.perf_counter() - started, 3)
         return summary
@@ -202,7 +219,7 @@ class Indexer:
         if not pending:
             return
         self.store.acquire_write_lock()  # a read-only or busy index is refused before anything is encoded
-        vectors = self._vectors([passage for item in pending for passage in item.passages], summary)
+        vectors, stash_used = self._vectors([passage for item in pending for passage in item.passages], summary)
         batch, offset = [], 0
         for item in pending:
             batch.append(EncodedDocument(item.document, item.digest, item.passages, vectors[offset : offset + len(item.passages)]))
@@ -215,11 +232,15 @@ class Indexer:
                 summary.documents_updated += 1
             else:
                 summary.documents_added += 1
+        if stash_used:  # what is written needs no stash; a refused document keeps its vectors for the retry
+            self.store.clear_stash([vector_key(passage.encoder_input()) for item in pending
+                                    if item.document.doc_id not in failures for passage in item.passages])
         self.progress.advance(documents=len(pending))
 
-    def _vectors(self, passages: list[Passage], summary: IndexSummary) -> np.ndarray:
+    def _vectors(self, passages: list[Passage], summary: IndexSummary) -> tuple[np.ndarray, bool]:
         """The passages' vectors: stashed ones as they are, the rest encoded in batches of `batch_passages`, each
-        batch stashed when there is more than one (a long document), so a killed run loses at most one."""
+        batch stashed when there is more than one (a long document), so a killed run loses at most one; and
+        whether the stash held or now holds any of them."""
         keys = [vector_key(passage.encoder_input()) for passage in passages]
         stashed = self.store.stashed_vectors(keys)
         vectors = np.empty((len(passages), self.encoder.info.dimensions), dtype=np.float32)
@@ -238,7 +259,7 @@ class Indexer:
                 self.store.stash_vectors([keys[position] for position in part], vectors[part])
             summary.passages_encoded += len(part)
             self.progress.advance(passages=len(part))
-        return vectors
+        return vectors, len(missing) < len(passages) or len(missing) > self.batch_passages
 
     def _unstored(self, batch: list[EncodedDocument]) -> dict[str, str]:
         """Write `batch`; the documents the store refused or does not hold as sent, with why.
@@ -268,6 +289,9 @@ class Indexer:
             return exc.failures
         return {}
 
+    def _holds(self, key: str) -> bool:
+        return self.partition is None or self.partition.holds(key)
+
     def _fail(self, summary: IndexSummary, doc_id: str, reason: str) -> None:
         summary.documents_failed += 1
         summary.failed.append({"doc_id": doc_id, "reason": reason})
@@ -277,6 +301,39 @@ class Indexer:
         summary.skipped.append({"path": path, "reason": reason})
         self.progress.skipped(path, reason)
 
+
+def index_paths(
+    location: StoreLocation,
+    paths: Sequence[Path],
+    model_path: str | Path | None = None,
+    chunking: ChunkingSettings | None = None,
+    index_options: Mapping[str, Any] | None = None,
+    progress: IndexProgress | None = None,
+    batch_passages: int = WRITE_BATCH_PASSAGES,
+    prune: bool = False,
+    rebuild: bool = False,
+    partition: Partition | None = None,
+) -> IndexSummary:
+    """`bertsearch index`: bring the index at `location` up to date with `paths` (created if new), or only with the
+    documents of `partition`, or with `rebuild` build a new one from `paths` alone beside it (see
+    `bertsearch.indexer.rebuild`); then write the ONNX form of its model that queries load
+    (`prepare_query_encoder`), while torch is loaded anyway."""
+    from bertsearch.indexer.rebuild import rebuild_index
+    from bertsearch.indexer.readers import check_paths_exist
+    from bertsearch.models.loading import prepare_query_encoder
+
+    check_paths_exist(paths)
+    if rebuild:
+        summary, encoder = rebuild_index(location, list(paths), model_path, chunking, index_options, progress,
+                                         batch_passages)
+    else:
+        store, encoder, chunking = open_index_for_writing(location, model_path, chunking, index_options)
+        with store:
+            indexer = Indexer(store, encoder, chunking, progress, batch_passages=batch_passages,
+                              exclude=[location.index_dir], partition=partition)
+            summary = indexer.index(list(paths), prune=prune)
+    prepare_query_encoder(encoder)
+    return summary
 
 
 def open_index_for_writing(
@@ -315,6 +372,8 @@ def open_index_for_writing(
             store.close()
             raise
         return store, encoder, settings.chunking
+    from bertsearch.models.encoder import Encoder
+
     encoder = Encoder(model_path)
     settings = new_index_settings(encoder, chunking, index_options)
     return create_store(location, settings), encoder, settings.chunking
@@ -327,7 +386,7 @@ def check_index_options(location: StoreLocation, index_options: Mapping[str, Any
 
 
 def new_index_settings(
-    encoder: Encoder, chunking: ChunkingSettings | None, index_options: Mapping[str, Any] | None = None
+    encoder: TextEncoder, chunking: ChunkingSettings | None, index_options: Mapping[str, Any] | None = None
 ) -> IndexSettings:
     """Settings for a new index of `encoder`'s vectors; `chunking` is checked against the model's limit."""
     chunking = chunking or ChunkingSettings(max_tokens=min(ChunkingSettings().max_tokens, encoder.info.max_seq_length))

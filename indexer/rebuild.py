@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from bertsearch.errors import IndexMismatchError, IndexNotFoundError
-from bertsearch.models import Encoder, load_index_encoder
-from bertsearch.settings import ChunkingSettings, IndexSettings
+from bertsearch.models.encoder import Encoder
+from bertsearch.models.loading import load_index_encoder
+from bertsearch.settings import WRITE_BATCH_PASSAGES, ChunkingSettings, IndexSettings
 from bertsearch.stores import StoreLocation, check_stageable, open_store, publish_store, stage_store
 from bertsearch.indexer.pipeline import (
-    WRITE_BATCH_PASSAGES,
     Indexer,
     IndexSummary,
     check_index_options,
@@ -33,8 +33,9 @@ def rebuild_index(
     index_options: Mapping[str, Any] | None = None,
     progress: IndexProgress | None = None,
     batch_passages: int = WRITE_BATCH_PASSAGES,
-) -> IndexSummary:
-    """Build a new index at `location` from `paths` alone and swap it in if every document was stored.
+) -> tuple[IndexSummary, Encoder]:
+    """Build a new index at `location` from `paths` alone and swap it in if every document was stored; returns
+    what the run did and the encoder of the new index.
 
     What the arguments leave out is kept from the live index (or defaults if there is none): `--rebuild`
     alone rebuilds with the same model and settings. `summary.rebuilt` says whether the swap happened.
@@ -49,7 +50,7 @@ def rebuild_index(
         if summary.documents_failed == 0:
             publish_store(location, staged)
             summary.rebuilt = True
-    return summary
+    return summary, encoder
 
 
 def rebuild_settings(

@@ -11,6 +11,9 @@ import sys
 from pathlib import Path
 from typing import Iterator
 
+from bertsearch.stores import Store
+from bertsearch.types import PassageHit
+
 SCIFACT = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "scifact"
 OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
 
@@ -50,6 +53,25 @@ def write_scifact_slice(target: Path, queries: int = 40, documents: int = 300) -
     return target
 
 
+def store_contents(store: Store) -> tuple[dict[str, tuple[str, str]], list[tuple], tuple[int, int]]:
+    """What a store holds, read through its interface: each document's content hash and source, every passage
+    (doc id, position, title, text), and the document and passage counts it reports."""
+    documents = {doc_id: (doc.content_hash, doc.source) for doc_id, doc in store.stored_documents().items()}
+    counts = store.passage_counts(list(documents))
+    wanted = [PassageHit(doc_id, position, 0.0) for doc_id, count in counts.items() for position in range(count)]
+    passages = sorted((hit.doc_id, hit.position, hit.title, hit.text) for hit in store.with_texts(wanted))
+    assert len(passages) == len(wanted), "a passage the counts promise is missing"
+    stats = store.stats()
+    return documents, passages, (stats.documents, stats.passages)
+
+
+def relevance(results: dict) -> dict[str, float]:
+    """`bertsearch eval --json` figures as {"pipeline measure": value}, without the latencies, which no two runs
+    share: what two indices holding the same passages must agree on."""
+    return {f"{pipeline} {name}": value for pipeline, metrics in results.items()
+            for name, value in metrics.items() if not name.startswith("latency")}
+
+
 def bertsearch_command(*args: str | Path, env: dict[str, str] | None = None, **kwargs) -> list[str]:
     return [sys.executable, "-m", "bertsearch.cli.main", *map(str, args)]
 
@@ -82,6 +104,25 @@ def fails_with(expected: str, *args: str | Path, env: dict[str, str] | None = No
     assert lines[0].startswith("error: ") and expected in lines[0], lines[0]
     assert "Traceback" not in result.stderr
     return lines[0]
+
+
+# Runs the real entry point in this interpreter and reports, on stderr's last line, which heavy modules it imported.
+_IMPORT_PROBE = """
+import json, sys
+from bertsearch.cli.main import HEAVY_MODULES, main
+sys.argv = ["bertsearch", *json.loads(sys.argv[1])]
+try:
+    main()
+finally:
+    print(json.dumps(sorted(m for m in HEAVY_MODULES if m in sys.modules)), file=sys.stderr)
+"""
+
+
+def imported_by(*args: str, env: dict[str, str] | None = None) -> tuple[subprocess.CompletedProcess, list[str]]:
+    """Run `bertsearch ARGS` in a subprocess; its result, and which of the CLI's HEAVY_MODULES it imported."""
+    result = subprocess.run([sys.executable, "-c", _IMPORT_PROBE, json.dumps(args)], capture_output=True, text=True,
+                            env={**os.environ, **OFFLINE_ENV, **(env or {})}, timeout=600)
+    return result, json.loads(result.stderr.strip().splitlines()[-1])
 
 
 @contextlib.contextmanager

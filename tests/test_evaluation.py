@@ -4,7 +4,8 @@ from pathlib import Path
 import pytest
 
 from bertsearch.errors import DatasetError
-from bertsearch.evaluation import load_beir, read_qrels, run_pipeline, score_run
+from bertsearch.beir import load_beir, read_qrels
+from bertsearch.evaluation import run_pipeline, score_run
 
 
 def write_dataset(folder: Path, header: bool = True) -> Path:

@@ -55,18 +55,3 @@ def test_a_reranker_that_loses_or_was_never_checked_is_refused_unless_forced(tmp
 def test_a_folder_without_metadata_is_not_a_reranker(tmp_path: Path) -> None:
     with pytest.raises(RerankerError, match="not a bertsearch reranker"):
         read_metadata(tmp_path)
-
-
-def test_the_gil_free_trace_scores_as_the_eager_network() -> None:
-    from bertsearch.models import default_model_path
-    from bertsearch.rerank import CrossEncoder
-
-    cross_encoder = CrossEncoder(default_model_path(), max_length=128)  # BERT weights; untrained scores will do
-    passages = ["Vitamin D deficiency is common in northern latitudes.", "Tides follow the moon.",
-                "A long passage about bone density, calcium and vitamin D supplements in older adults. " * 6, ""]
-    eager = cross_encoder.score("does vitamin D help bones", passages, batch_size=3)
-    assert cross_encoder.release_gil() and cross_encoder.release_gil()
-    traced = cross_encoder.score("does vitamin D help bones", passages, batch_size=3)
-    assert traced.shape == eager.shape == (4,)
-    assert np.allclose(traced, eager, atol=0.05)
-    assert list(np.argsort(-traced)) == list(np.argsort(-eager))

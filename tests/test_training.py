@@ -11,19 +11,13 @@ from pathlib import Path
 import pytest
 
 from bertsearch.indexer.pipeline import Indexer, open_index_for_writing
-from bertsearch.models import default_model_path
-from bertsearch.rerank import METADATA_NAME, CrossEncoder, read_metadata
-from bertsearch.training import (
-    TrainingConfig,
-    TrainingData,
-    TrainingDataError,
-    TrainingGroup,
-    pairwise_accuracy,
-    pseudo_query,
-    pseudo_query_validation,
-    read_pairs,
-    train_reranker,
-)
+from bertsearch.models.cross_encoder import CrossEncoder
+from bertsearch.models.loading import default_model_path
+from bertsearch.rerank import METADATA_NAME, read_metadata, reranker_head
+from bertsearch.training import TrainingConfig, TrainingData, TrainingDataError, TrainingGroup, train_reranker
+from bertsearch.training.data import read_pairs
+from bertsearch.training.self_supervised import pseudo_query, pseudo_query_validation
+from bertsearch.training.validation import pairwise_accuracy
 from bertsearch.search import open_searcher
 from bertsearch.stores import StoreLocation
 from bertsearch.types import Document
@@ -88,7 +82,7 @@ def test_training_loss_falls(tiny_run: tuple[Path, list[float], list[TrainingGro
 def test_trained_model_ranks_held_out_positives_higher(tiny_run: tuple[Path, list[float], list[TrainingGroup]]) -> None:
     output, _, held_out = tiny_run
     untrained = pairwise_accuracy(CrossEncoder(default_model_path(), max_length=64), held_out)
-    trained = pairwise_accuracy(CrossEncoder(output, max_length=64), held_out)
+    trained = pairwise_accuracy(CrossEncoder(output, 64, None, *reranker_head(output)), held_out)
     assert trained > untrained
 
 
@@ -154,7 +148,7 @@ def small_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_pseudo_query_validation_hides_the_query_from_the_first_stage(small_index: Path) -> None:
-    searcher = open_searcher(small_index)
+    searcher = open_searcher(small_index, engine="torch")  # its temporary index is encoded with torch
     with searcher.store:
         documents = [searcher.store.get_document(d) for d in sorted(searcher.store.stored_documents())]
         rng = random.Random(3)

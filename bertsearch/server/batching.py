@@ -28,7 +28,8 @@ from typing import Callable, Sequence, TypeVar
 import numpy as np
 
 from bertsearch.errors import BertsearchError
-from bertsearch.models import Encoder
+from bertsearch.models.cross_encoder import CrossEncoder
+from bertsearch.models.encoder import Encoder
 from bertsearch.rerank import Reranker
 from bertsearch.types import Hit
 
@@ -215,14 +216,15 @@ class WorkerReranker(Reranker):
 
     def __init__(self, worker: InferenceWorker, reranker: Reranker, timeout: float) -> None:  # noqa: D107
         # Like the encoder's: request threads run Python beside its forward passes.
-        reranker.release_gil()
+        assert isinstance(reranker.scorer, CrossEncoder), "a server's reranker runs on torch"
+        reranker.scorer.release_gil()
         self.worker = worker
         self.timeout = timeout
         self.loaded = reranker
         self.metadata = reranker.metadata
         self.folder = reranker.folder
         self.weight = reranker.weight
-        self.cross_encoder = reranker.cross_encoder
+        self.scorer = reranker.scorer
 
     def rerank(self, query: str, hits: Sequence[Hit]) -> list[Hit]:
         return self.worker.rerank(lambda: self.loaded.rerank(query, hits), self.timeout)

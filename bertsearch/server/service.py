@@ -59,8 +59,10 @@ class SearchService:
     def __init__(self, settings: ServiceSettings) -> None:
         self.settings = settings
         self.location = settings.location
+        # torch, not ONNX Runtime: the worker batches queries and holds no GIL in its traced passes.
         loaded = open_searcher(settings.location, reranker_path=settings.reranker_path,
-                               force_reranker=settings.force_reranker, rerank_depth=settings.rerank_depth)
+                               force_reranker=settings.force_reranker, rerank_depth=settings.rerank_depth,
+                               engine="torch")
         self.store = loaded.store
         try:
             encoder = loaded.encoder  # loads and checks the model now, not on the first request

@@ -188,11 +188,14 @@ class ElasticsearchStore(Store):
         except IndexNotFoundError:
             if settings is None:
                 raise
-            self.index = self._create_index(settings, alias=self.name)
-            self.settings = settings
-        else:
-            if settings is not None:
-                self.settings.check_compatible(settings.model_fingerprint, settings.chunking)
+            created = self._create_index(settings, alias=self.name)
+            if created is not None:
+                self.index, self.settings = created, settings
+                return
+            # Another writer (a partition of the same corpus, say) created it a moment ago: share theirs.
+            self.index, self.settings = self._read_index(self.name)
+        if settings is not None:
+            self.settings.check_compatible(settings.model_fingerprint, settings.chunking)
 
     @classmethod
     def create(
@@ -339,7 +342,7 @@ class ElasticsearchStore(Store):
         if clauses:
             # A kNN filter is applied during the graph search, so k matching passages still come back.
             knn["filter"] = clauses
-        response = self._call(self._client.search, index=self._target, knn=knn, size=k, source=_hit_fields(texts))
+        response = self._search(knn=knn, size=k, source=_hit_fields(texts))
         self._follow_alias(response["hits"]["hits"])
         # Cosine `_score` is (1 + cos) / 2; report the inner product of unit vectors, as the embedded store does.
         return [_passage_hit(hit, 2.0 * hit["_score"] - 1.0) for hit in response["hits"]["hits"]]
@@ -353,9 +356,7 @@ class ElasticsearchStore(Store):
         # the embedded store's FTS5 bm25() does over its two columns; summing two per-field BM25s would not.
         match = {"combined_fields": {"query": terms, "fields": ["title_terms", "text_terms"]}}
         search = {"bool": {"must": [match], "filter": [{"term": {"kind": "passage"}}, *_filter_clauses(filter)]}}
-        response = self._call(
-            self._client.search, index=self._target, query=search, size=min(k, MAX_RESULTS), source=_hit_fields(texts)
-        )
+        response = self._search(query=search, size=min(k, MAX_RESULTS), source=_hit_fields(texts))
         self._follow_alias(response["hits"]["hits"])
         return [_passage_hit(hit, hit["_score"]) for hit in response["hits"]["hits"]]
 
@@ -363,7 +364,7 @@ class ElasticsearchStore(Store):
         if not hits:
             return []
         ids = [_elasticsearch_id(hit.doc_id, str(hit.position)) for hit in hits]
-        response = self._call(self._client.mget, index=self._target, ids=ids, source=PASSAGE_FIELDS)
+        response = self._call(self._mget, ids)
         found = {(doc["_source"]["doc_id"], doc["_source"]["position"]): doc
                  for doc in response["docs"] if doc.get("found")}
         return [_passage_hit(found[key], hit.score) for hit in hits if (key := (hit.doc_id, hit.position)) in found]
@@ -394,21 +395,14 @@ class ElasticsearchStore(Store):
                 "terms": {"field": "doc_id", "include": chunk, "size": len(chunk)},
                 "aggs": {kind: {"filter": {"term": {"kind": kind}}} for kind in ("document", "passage")},
             }
-            response = self._call(
-                self._client.search,
-                index=self._target,
-                query={"terms": {"doc_id": chunk}},
-                size=0,
-                aggs={"by_document": by_document},
-            )
+            response = self._search(query={"terms": {"doc_id": chunk}}, size=0, aggs={"by_document": by_document})
             for bucket in response["aggregations"]["by_document"]["buckets"]:
                 if bucket["document"]["doc_count"]:
                     counts[bucket["key"]] = bucket["passage"]["doc_count"]
         return counts
 
     def stats(self) -> StoreStats:
-        documents = self._call(self._client.count, index=self._target, query={"term": {"kind": "document"}})["count"]
-        passages = self._call(self._client.count, index=self._target, query={"term": {"kind": "passage"}})["count"]
+        documents, passages = (self._count({"term": {"kind": kind}}) for kind in ("document", "passage"))
         store = self._call(self._client.indices.stats, index=self._target, metric="store")
         return StoreStats(
             documents=documents,
@@ -496,21 +490,36 @@ class ElasticsearchStore(Store):
             return resumed, True
         return self._create_index(settings, alias=None), False
 
-    def _create_index(self, settings: IndexSettings, alias: str | None) -> str:
-        """A new concrete index, behind `alias` if given."""
+    def _create_index(self, settings: IndexSettings, alias: str | None) -> str | None:
+        """A new concrete index, behind `alias` if given; None if another writer created `alias` first.
+
+        The index is the alias's write index, and an alias has at most one: of several writers creating it at
+        once, the cluster lets exactly one succeed, and the others then open that one.
+        """
         index = f"{self.name}-{datetime.now(timezone.utc):%Y%m%d-%H%M%S-%f}"
         layout = settings.backend_options
         replicas = {"auto_expand_replicas": "0-1"} if layout["replicas"] is None else {
             "number_of_replicas": layout["replicas"]
         }
-        self._call(
-            self._client.indices.create,
-            index=index,
-            mappings=_mapping(settings),
-            settings={"number_of_shards": layout["shards"], **replicas},
-            aliases={alias: {}} if alias is not None else {},
-        )
-        return index
+
+        def create() -> str | None:
+            try:
+                self._client.indices.create(
+                    index=index,
+                    mappings=_mapping(settings),
+                    settings={"number_of_shards": layout["shards"], **replicas},
+                    aliases={alias: {"is_write_index": True}} if alias is not None else {},
+                )
+            except ApiError as exc:
+                kind = _error_type(exc.body)
+                if kind == "resource_already_exists_exception":  # a retried request whose first try succeeded
+                    return index
+                if kind == "illegal_state_exception" and alias is not None:  # "more than one write index"
+                    return None
+                raise
+            return index
+
+        return self._call(create)
 
     def _stale_passage_deletions(self, batch: Sequence[EncodedDocument]) -> list[Action]:
         """Deletions of the passages stored beyond each document's new passage count, which the rewrite would
@@ -537,6 +546,23 @@ class ElasticsearchStore(Store):
             }
             stale += self._call(self._scan_deletions, query)
         return stale
+
+    def _search(self, **request: Any) -> Any:
+        """A search of the whole index: one that some shards failed (a node just died, its copies are moving) is
+        an error, retried, rather than a silently partial answer."""
+        return self._call(self._client.search, index=self._target, allow_partial_search_results=False, **request)
+
+    def _count(self, query: dict[str, Any]) -> int:
+        """Exact count of what `query` matches (the count API would answer from the shards it reached)."""
+        return self._search(query=query, size=0, track_total_hits=True)["hits"]["total"]["value"]
+
+    def _mget(self, ids: list[str]) -> Any:
+        """The passages `ids`; a passage the cluster failed to read is an error, not a passage missing."""
+        response = self._client.mget(index=self._target, ids=ids, source=PASSAGE_FIELDS)
+        failed = [doc for doc in response["docs"] if "error" in doc]
+        if failed:
+            raise IncompleteAnswer(f"could not read passage {failed[0]['_id']!r}: {_reason(failed[0]['error'])}")
+        return response
 
     def _scan(self, query: dict[str, Any], source: list[str] | bool) -> Iterable[dict[str, Any]]:
         return helpers.scan(self._client, index=self._target, query={"query": query, "_source": source}, size=SCAN_PAGE)
@@ -581,7 +607,7 @@ class ElasticsearchStore(Store):
         while True:
             try:
                 return function(*args, **kwargs)
-            except (ApiError, TransportError, helpers.ScanError) as exc:
+            except (ApiError, TransportError, helpers.ScanError, IncompleteAnswer) as exc:
                 if attempt >= self.max_retries or not _is_transient(exc):
                     raise self._error(exc) from exc
             time.sleep(min(self.initial_backoff * 2**attempt, MAX_BACKOFF))
@@ -599,6 +625,13 @@ class ElasticsearchStore(Store):
         if isinstance(exc, ApiError):
             if exc.meta.status == 404 and _error_type(exc.body) == "index_not_found_exception":
                 return self._index_not_found()
+            if exc.meta.status == 503 and _error_type(exc.body) == "search_phase_execution_exception":
+                # Elasticsearch's own reason goes on to suggest allowing partial results, which bertsearch never does.
+                reason = _reason(exc.body).split(". Consider using")[0]
+                return BackendError(
+                    f"Elasticsearch at {url} cannot search every shard of {self.name!r}, and an answer from the "
+                    f"others would be incomplete: are the nodes holding its copies down? (503: {reason})"
+                )
             return BackendError(f"Elasticsearch at {url} failed ({exc.meta.status}): {_reason(exc.body)}")
         if isinstance(exc, SSLError):
             return BackendError(
@@ -609,12 +642,18 @@ class ElasticsearchStore(Store):
             return BackendError(f"Elasticsearch at {url} did not answer within {self.connection.request_timeout:g} s")
         if isinstance(exc, ConnectionError):
             return BackendError(f"cannot reach Elasticsearch at {url}: is it running, and is the URL right?")
+        if isinstance(exc, (IncompleteAnswer, helpers.ScanError)):
+            return BackendError(f"Elasticsearch at {url} answered only in part, even after retries: {exc}")
         return BackendError(f"Elasticsearch at {url} failed: {exc}")
 
     def _index_not_found(self) -> IndexNotFoundError:
         return IndexNotFoundError(
             f"no Elasticsearch index {self.name!r} at {self.connection.url} (index documents into it first)"
         )
+
+
+class IncompleteAnswer(Exception):
+    """A response reporting that some shards or items failed: transient on a cluster that is losing a node."""
 
 
 @dataclass(frozen=True)
@@ -804,6 +843,8 @@ def _raise_for_failures(operation: str, failed: dict[str, str]) -> None:
 
 
 def _is_transient(exc: Exception) -> bool:
+    if isinstance(exc, (IncompleteAnswer, helpers.ScanError)):
+        return True
     if isinstance(exc, ApiError):
         return exc.meta.status in TRANSIENT_STATUSES
     return isinstance(exc, (ConnectionError, ConnectionTimeout)) and not isinstance(exc, SSLError)

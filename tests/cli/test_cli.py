@@ -191,7 +191,7 @@ def test_bad_index_inputs_fail_with_one_line(small_index: Path, tmp_path: Path) 
 
 
 def test_an_index_refuses_another_model(small_index: Path, tmp_path: Path) -> None:
-    from bertsearch.models import default_model_path
+    from bertsearch.models.loading import default_model_path
 
     other = tmp_path / "other-model"
     shutil.copytree(default_model_path(), other)

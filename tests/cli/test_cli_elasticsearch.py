@@ -1,8 +1,6 @@
 """End-to-end: the real `bertsearch` command on a real Elasticsearch node, its one-line errors, and its secrecy.
 
-Every run gets the node's username and password from the environment (as users are told to pass them) and
-no URL unless a test passes one, so commands given only `--index-dir` prove the folder's manifest says where
-the index is.
+Every run gets the node's credentials as tests.cli.es passes them: no URL unless a test passes one.
 """
 
 from __future__ import annotations
@@ -22,40 +20,13 @@ from elasticsearch import ApiError
 
 from bertsearch.search import MODES
 from bertsearch.stores.elasticsearch import ElasticsearchConnection, ElasticsearchStore
-from tests import helpers
-from tests.helpers import OFFLINE_ENV, bertsearch_command, run_bertsearch, write_scifact_slice
+from tests.cli.es import credentials, fails_with, ok_json, run
+from tests.helpers import OFFLINE_ENV, bertsearch_command, write_scifact_slice
 
 if TYPE_CHECKING:
     from tests.conftest import ElasticsearchNode
 
 pytestmark = [pytest.mark.slow, pytest.mark.elasticsearch]
-
-
-def credentials(node: ElasticsearchNode) -> dict[str, str]:
-    """The node's username and password as users are told to pass them, and nothing else from the environment."""
-    return {
-        "BERTSEARCH_ES_URL": "",
-        "BERTSEARCH_ES_INDEX": "",
-        "BERTSEARCH_ES_API_KEY": "",
-        "BERTSEARCH_ES_CA_CERTS": "",
-        "BERTSEARCH_ES_USERNAME": node.username,
-        "BERTSEARCH_ES_PASSWORD": node.password,
-    }
-
-
-def run(node: ElasticsearchNode, *args: str | Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    """The CLI with the node's credentials in the environment; whatever happens, it never prints the password."""
-    result = run_bertsearch(*args, env={**credentials(node), **(env or {})})
-    assert node.password not in result.stdout + result.stderr
-    return result
-
-
-def ok_json(node: ElasticsearchNode, *args: str | Path, env: dict[str, str] | None = None) -> dict:
-    return helpers.ok_json(*args, env={**credentials(node), **(env or {})}, secret=node.password)
-
-
-def fails_with(node: ElasticsearchNode, expected: str, *args: str | Path, env: dict[str, str] | None = None) -> str:
-    return helpers.fails_with(expected, *args, env={**credentials(node), **(env or {})}, secret=node.password)
 
 
 def unused_port() -> int:

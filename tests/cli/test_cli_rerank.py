@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bertsearch.rerank import METADATA_NAME
-from tests.helpers import fails_with, ok_json, run_bertsearch, write_scifact_slice
+from tests.helpers import fails_with, imported_by, ok_json, run_bertsearch, write_scifact_slice
 
 TINY_TRAINING = ("--max-steps", "4", "--max-length", "64", "--negatives", "3", "--groups-per-step", "2",
                  "--validation-queries", "2")
@@ -52,6 +52,15 @@ def test_reranking_reorders_hits_and_shows_both_scores(index_dir: Path, reranker
     assert sorted(plain_ids) == sorted(reranked_ids) and plain_ids != reranked_ids
     assert all({"rerank", "rrf", "first_stage"} <= hit["scores"].keys() for hit in reranked["hits"])
     assert "rerank" in reranked["timings_ms"]
+    # The cross-encoder runs on its ONNX form (written by train-reranker): no torch, the order torch gives in fp32.
+    lean, heavy = imported_by("query", QUERY, "--index-dir", str(index_dir), "-k", "10", "--reranker", str(reranker),
+                              "--force", "--rerank-depth", "10", "--json")
+    assert lean.returncode == 0 and "torch" not in heavy and "onnxruntime" in heavy, (heavy, lean.stderr)
+    on_torch = ok_json("query", QUERY, "--index-dir", index_dir, "-k", "10", "--reranker", reranker, "--force",
+                       "--rerank-depth", "10", env={"BERTSEARCH_ENGINE": "torch", "BERTSEARCH_PRECISION": "fp32"})
+    lean_hits = json.loads(lean.stdout)["hits"]
+    assert [h["doc_id"] for h in lean_hits] == [h["doc_id"] for h in on_torch["hits"]]
+    assert all(abs(a["scores"]["rerank"] - b["scores"]["rerank"]) < 1e-3 for a, b in zip(lean_hits, on_torch["hits"]))
 
 
 def test_reranker_use_records_it_in_the_index(index_dir: Path, reranker: Path, dataset: Path) -> None:
@@ -85,7 +94,7 @@ def test_bad_inputs_fail_with_one_line(tmp_path: Path, index_dir: Path, dataset:
     fails_with("give exactly one of", "train-reranker", *out)
     fails_with("not a bertsearch reranker", "reranker", "use", tmp_path, "--index-dir", index_dir)
     fails_with("no reranker configured", "query", QUERY, "--index-dir", index_dir, "--rerank")
-    fails_with("need --reranker DIR or a reranker the index uses", "eval", dataset, "--index-dir", index_dir, "--pipelines", "hybrid+rerank")
+    fails_with("the +rerank pipelines need a reranker", "eval", dataset, "--index-dir", index_dir, "--pipelines", "hybrid+rerank")
 
 
 def test_a_reranker_that_loses_is_refused_unless_forced(tmp_path: Path, index_dir: Path, reranker: Path) -> None:

@@ -1,6 +1,6 @@
 import pytest
 
-from bertsearch.models import default_model_path
+from bertsearch.models.loading import default_model_path
 
 
 @pytest.fixture(scope="session")

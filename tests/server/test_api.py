@@ -18,7 +18,7 @@ import pytest
 
 from bertsearch.querylog import QUERY_HASH_KEY_FILE, QUERY_LOG_DATABASE, hash_query
 from bertsearch.server.schemas import MAX_BODY_BYTES, MAX_EMBEDDING_TEXTS, MAX_K
-from tests.helpers import read_only_view, run_bertsearch
+from tests.helpers import fails_with, ok_json, read_only_view, run_bertsearch
 from tests.server.conftest import API_KEY, RunningServer, scifact_queries, start_server, stop_server
 
 pytestmark = pytest.mark.slow
@@ -342,13 +342,17 @@ def test_protected_reads_reranking_hashed_log_and_clean_shutdown(server_index: P
         assert plain["reranked"] is False and all(hit["rerank_score"] is None for hit in plain["hits"])
         stats = protected.request("GET", "/api/stats", headers=key).body
         assert stats["rerank"]["queries"] == 1 and stats["rerank"]["p50_ms"] > 0
+        # `bertsearch query --url` sends the key from the environment, as the server takes its own.
+        fails_with("needs an API key: set $BERTSEARCH_API_KEY", "query", "vitamin D", "--url", protected.url)
+        sent = ok_json("query", "vitamin D", "--no-rerank", "--url", protected.url, env={"BERTSEARCH_API_KEY": API_KEY})
+        assert [h["doc_id"] for h in sent["hits"]] == [h["doc_id"] for h in plain["hits"]]
     finally:
         # uvicorn shuts down cleanly on SIGTERM, then exits by the same signal.
         assert stop_server(protected) in (0, -signal.SIGTERM)
         assert "Traceback" not in protected.log.read_text()
     with sqlite3.connect(index_dir / QUERY_LOG_DATABASE) as db:
         logged = db.execute("SELECT query, reranked, rerank_top_first_stage_rank FROM query_events").fetchall()
-    assert len(logged) == 2 and all(q.startswith("hmac-sha256:") for q, _, _ in logged)
+    assert len(logged) == 3 and all(q.startswith("hmac-sha256:") for q, _, _ in logged)
     assert "vitamin" not in "".join(q for q, _, _ in logged).lower()
     assert logged[0][0] == logged[1][0]  # the same query, however written, has the same digest
     assert logged[0][1] == 1 and logged[0][2] >= 1 and logged[1][1:] == (0, None)

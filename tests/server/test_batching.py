@@ -9,7 +9,8 @@ import time
 import numpy as np
 import pytest
 
-from bertsearch.models import Encoder, TextEncoder
+from bertsearch.models.base import TextEncoder
+from bertsearch.models.encoder import Encoder
 from bertsearch.server.batching import InferenceWorker, WorkerBusyError, WorkerEncoder
 
 TOPICS = ["protein folding", "vitamin D", "tides", "stock markets", "jazz", "volcanoes", "sleep", "bridges"]

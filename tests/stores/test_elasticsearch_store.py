@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import base64
 import socket
+import threading
 import uuid
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
@@ -349,6 +351,32 @@ def test_a_store_follows_a_rebuild_with_the_same_model_in_another_layout(
     assert [h.doc_id for h in store.keyword_search("text", 10)] == ["new"]
     assert [h.doc_id for h in store.dense_search(unit(200), 1)] == ["new"]
     assert store.index == staged.index
+
+
+def test_writers_creating_one_index_at_once_all_write_into_one(
+    connection: ElasticsearchConnection, index_name: str
+) -> None:
+    """Partitions of a corpus starting together each find no index and create it: one creation wins, the others
+    open that one, and no second index is left behind the alias."""
+    writers = 3
+    together = threading.Barrier(writers)
+
+    class Simultaneous(ElasticsearchStore):
+        """Creates only once every writer has found that the index does not exist."""
+
+        def _create_index(self, settings: IndexSettings, alias: str | None) -> str | None:
+            together.wait(timeout=60)
+            return super()._create_index(settings, alias)
+
+    with ThreadPoolExecutor(writers) as pool:
+        stores = list(pool.map(lambda _: Simultaneous.create(connection, index_name, settings()), range(writers)))
+    assert len({store.index for store in stores}) == 1
+    for number, store in enumerate(stores):
+        store.write([encoded(f"d{number}", ["text"], number)])
+        store.close()
+    with ElasticsearchStore.open(connection, index_name) as reopened:
+        assert set(reopened.stored_documents()) == {"d0", "d1", "d2"}
+        assert list(connection.client().indices.get(index=f"{index_name}-*")) == [reopened.index]
 
 
 def test_layout_options_shape_a_new_index(connection: ElasticsearchConnection, index_name: str) -> None:

@@ -27,9 +27,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pytest
 
-from bertsearch.evaluation import BeirDataset, evaluate, load_beir
+from bertsearch.beir import BeirDataset, load_beir
+from bertsearch.evaluation import evaluate
 from bertsearch.indexer.pipeline import Indexer
-from bertsearch.models import Encoder
+from bertsearch.models.encoder import Encoder
 from bertsearch.search import MODES, Searcher
 from bertsearch.settings import ChunkingSettings, IndexSettings
 from bertsearch.stores import Store, create_store

@@ -1,12 +1,12 @@
-import json
-import shutil
+"""The torch bi-encoder: faithful vectors, tight padding, GIL-free traces, packed query batches."""
+
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from bertsearch.errors import IndexMismatchError, ModelNotFoundError
-from bertsearch.models import Encoder, default_model_path, load_index_encoder, model_fingerprint, resolve_model_path
+from bertsearch.models.encoder import Encoder
+from bertsearch.models.loading import default_model_path
 
 
 @pytest.fixture(scope="module")
@@ -37,30 +37,6 @@ def test_runtime_precision_stays_faithful_to_fp32(encoder: Encoder) -> None:
     texts = [f"Passage {i}: proteins fold into structures that determine their function." * (i % 4 + 1) for i in range(12)]
     cosine = (encoder.encode(texts) * reference.encode(texts)).sum(axis=1)
     assert cosine.min() > 0.999
-
-
-def test_missing_or_invalid_model_folders_are_clear_errors(tmp_path: Path) -> None:
-    with pytest.raises(ModelNotFoundError, match="model folder not found"):
-        resolve_model_path(tmp_path / "nope")
-    with pytest.raises(ModelNotFoundError, match="not a sentence-transformers model folder"):
-        resolve_model_path(tmp_path)
-
-
-def test_fingerprint_changes_with_the_model(tmp_path: Path) -> None:
-    copy = tmp_path / "copy"
-    shutil.copytree(default_model_path(), copy)
-    assert model_fingerprint(copy) == model_fingerprint(default_model_path())
-    config = json.loads((copy / "config.json").read_text())
-    config["marker"] = 1
-    (copy / "config.json").write_text(json.dumps(config))
-    assert model_fingerprint(copy) != model_fingerprint(default_model_path())
-
-
-def test_index_encoder_falls_back_to_the_default_model_when_the_recorded_folder_is_gone(encoder: Encoder) -> None:
-    loaded = load_index_encoder("/moved/away/model", encoder.info.fingerprint)
-    assert loaded.info.fingerprint == encoder.info.fingerprint
-    with pytest.raises(IndexMismatchError, match="built with another model"):
-        load_index_encoder("/moved/away/model", "0" * 16)
 
 
 def test_tight_padding_for_query_batches_gives_the_same_vectors(encoder: Encoder) -> None:
@@ -104,7 +80,7 @@ def test_an_untraceable_model_stays_eager(monkeypatch: pytest.MonkeyPatch, caplo
 
 
 def test_packed_rows_keep_texts_apart() -> None:
-    from bertsearch.models import pack_rows
+    from bertsearch.models.encoder import pack_rows
 
     token_rows, lengths = pack_rows([[101, 7, 102], [101, 102], [101, 5, 6, 7, 102]], row_length=8)
     assert token_rows.shape == (3, 2, 8)  # 3 + 2 tokens fit the first row; 5 more need a second
@@ -119,7 +95,7 @@ def test_packed_rows_keep_texts_apart() -> None:
 def test_packed_embedding_attends_and_pools_within_each_text(encoder: Encoder) -> None:
     import torch
 
-    from bertsearch.models import PackedSentenceEmbedding, pack_rows
+    from bertsearch.models.encoder import PackedSentenceEmbedding, pack_rows
 
     token_ids = encoder._token_ids(["tides and moons", "a second text", "a third, longer text about rows"])
     together = PackedSentenceEmbedding(encoder._transformer).eval()
@@ -153,7 +129,7 @@ def test_query_tokenizer_matches_the_model_tokenizer() -> None:
 def test_only_mean_pooling_models_are_packed(encoder: Encoder) -> None:
     import torch
 
-    from bertsearch.models import _mean_pooled
+    from bertsearch.models.encoder import _mean_pooled
 
     heads = list(encoder.model)[1:]
     assert _mean_pooled(heads) and _mean_pooled(heads[:1])

