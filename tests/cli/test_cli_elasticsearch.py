@@ -21,7 +21,7 @@ from elasticsearch import ApiError
 from bertsearch.search import MODES
 from bertsearch.stores.elasticsearch import ElasticsearchConnection, ElasticsearchStore
 from tests.cli.es import credentials, fails_with, ok_json, run
-from tests.helpers import OFFLINE_ENV, bertsearch_command, write_scifact_slice
+from tests.helpers import OFFLINE_ENV, bertsearch_command, run_bertsearch, write_scifact_slice
 
 if TYPE_CHECKING:
     from tests.conftest import ElasticsearchNode
