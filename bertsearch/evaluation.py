@@ -113,7 +113,7 @@ def evaluate_dataset(
         chosen += tuple(p for p in RERANK_PIPELINES if p not in chosen)
     elif any(p in RERANK_PIPELINES for p in chosen):
         raise BertsearchError("the +rerank pipelines need a reranker: give one, or have the index use one")
-    store, encoder, _ = open_index_for_writing(location)
+    store, encoder, _ = open_index_for_writing(location, claim=False)  # a read-only index may hold it all
     with store:
         summary = Indexer(store, encoder, store.settings.chunking, progress).index([dataset.corpus_path], prune=True)
         settings = store.settings

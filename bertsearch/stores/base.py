@@ -95,8 +95,9 @@ class Store(ABC):
         """The stashed vectors of those of `keys` that have one."""
         return {}
 
-    def clear_stash(self) -> None:
-        """Forget every stashed vector: a run that went through the whole corpus has written what it needed."""
+    def clear_stash(self, keys: Sequence[str] | None = None) -> None:
+        """Forget the stashed vectors of `keys` (their documents are written), or with None every one (a run that
+        went through the whole corpus has written all it needed)."""
 
     @abstractmethod
     def delete(self, doc_ids: Sequence[str]) -> None:

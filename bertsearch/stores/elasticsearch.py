@@ -318,8 +318,12 @@ class ElasticsearchStore(Store):
                          for doc in response["docs"] if doc.get("found"))
         return found
 
-    def clear_stash(self) -> None:
-        self._call(self._client.options(ignore_status=404).indices.delete, index=self._stash_index())
+    def clear_stash(self, keys: Sequence[str] | None = None) -> None:
+        if keys is None:
+            self._call(self._client.options(ignore_status=404).indices.delete, index=self._stash_index())
+            return
+        actions = [{"_op_type": "delete", "_index": self._stash_index(), "_id": key} for key in dict.fromkeys(keys)]
+        self._call(helpers.bulk, self._client, actions, raise_on_error=False, chunk_size=BULK_CHUNK)
 
     def close(self) -> None:
         self._client.close()

@@ -247,15 +247,18 @@ class EmbeddedStore(Store):
         return found
 
     @_reports_damage
-    def clear_stash(self) -> None:
+    def clear_stash(self, keys: Sequence[str] | None = None) -> None:
         if self.read_only:  # never written, so nothing stashed by this process
             return
         with self._lock:
             if self._db.execute("SELECT 1 FROM stashed_vectors LIMIT 1").fetchone() is None:
                 return
         self.acquire_write_lock()
-        with self._lock:
-            self._db.execute("DELETE FROM stashed_vectors")
+        with self._lock, self._transaction():
+            if keys is None:
+                self._db.execute("DELETE FROM stashed_vectors")
+            else:
+                self._db.executemany("DELETE FROM stashed_vectors WHERE key = ?", [(key,) for key in keys])
 
     @_reports_damage
     def stored_documents(self) -> dict[str, StoredDocument]:

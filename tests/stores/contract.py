@@ -28,13 +28,15 @@ def check_ids_only_searches_and_with_texts(store: Store, vector: np.ndarray, key
 
 
 def check_stash(store: Store, vectors: np.ndarray) -> None:
-    """Vectors stashed under their keys come back exactly, never count as passages, and are gone once the stash
-    is cleared."""
+    """Vectors stashed under their keys come back exactly, never count as passages, and are gone once cleared,
+    by key or all at once."""
     passages = store.stats().passages
     store.stash_vectors(["first", "second"], vectors[:2])
     found = store.stashed_vectors(["first", "second", "never stashed"])
     assert set(found) == {"first", "second"}
     assert np.array_equal(found["first"], vectors[0]) and np.array_equal(found["second"], vectors[1])
     assert store.stats().passages == passages
+    store.clear_stash(["first"])
+    assert set(store.stashed_vectors(["first", "second"])) == {"second"}
     store.clear_stash()
     assert store.stashed_vectors(["first", "second"]) == {}
