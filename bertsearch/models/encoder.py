@@ -13,15 +13,10 @@ import torch
 from bertsearch.device import Runtime, select_runtime
 from bertsearch.errors import ModelNotFoundError
 from bertsearch.models.base import ModelInfo
+from bertsearch.models.batching import QUERY_LENGTH_STEP, length_batches
 from bertsearch.models.loading import model_fingerprint, resolve_model_path
 from bertsearch.models.tracing import trace_embedding, trace_without_gil
 
-# Tokens per forward pass: 32 x 256 measured fastest on a 2-core AVX-512 CPU (64 x 256 is slower: cache).
-TOKENS_PER_BATCH = 8192
-# Padded lengths are rounded up to a quarter of the model's maximum, so at most four batch shapes exist.
-LENGTH_BUCKETS = 4
-# Short texts encoded on their own (queries) are padded to a multiple of this, not to a length bucket.
-QUERY_LENGTH_STEP = 8
 # torch.compile costs ~5-10 s per batch shape and gains ~15% on CPU bf16, so only calls this big use it.
 COMPILE_MIN_TEXTS = 512
 
@@ -86,21 +81,13 @@ class Encoder:
         """
         if not texts:
             return np.zeros((0, self.info.dimensions), dtype=np.float32)
-        max_length = self.info.max_seq_length
-        step = length_step or max(8, -(-max_length // LENGTH_BUCKETS))
         token_ids = self._token_ids(texts)
-        order = sorted(range(len(texts)), key=lambda i: -len(token_ids[i]))
         if self._may_compile and self._compiled is None and len(texts) >= COMPILE_MIN_TEXTS:
             compiled = torch.compile(self._transformer, dynamic=False, options={"freezing": True})
             self._compiled = SentenceEmbedding(compiled, self._eager.heads)
         vectors = np.empty((len(texts), self.info.dimensions), dtype=np.float32)
-        start = 0
         with torch.inference_mode():
-            while start < len(order):
-                length = min(max_length, -(-len(token_ids[order[start]]) // step) * step)
-                rows = max(1, min(batch_size, TOKENS_PER_BATCH // length))
-                batch = order[start : start + rows]
-                start += len(batch)
+            for batch, length, full in length_batches(token_ids, self.info.max_seq_length, batch_size, length_step):
                 features = self.tokenizer.pad(
                     {"input_ids": [token_ids[i] for i in batch]},
                     padding="max_length", max_length=length, return_tensors="pt",
@@ -108,8 +95,8 @@ class Encoder:
                 input_ids = features["input_ids"].to(self.runtime.device)
                 attention_mask = features["attention_mask"].to(self.runtime.device)
                 # Only full batches have the fixed shapes the compiled model was built for.
-                full = len(batch) == rows and self._compiled is not None and length_step is None
-                vectors[batch] = self._embed(input_ids, attention_mask, compiled=full).cpu().numpy()
+                compiled = full and self._compiled is not None and length_step is None
+                vectors[batch] = self._embed(input_ids, attention_mask, compiled=compiled).cpu().numpy()
         return vectors
 
     def release_gil(self) -> bool:
