@@ -112,8 +112,6 @@ def test_file_names_that_are_not_utf8_are_indexed_found_and_pruned(tmp_path: Pat
     assert (first["documents_added"], first["documents_failed"]) == (2, 0)
     (hit,) = ok_json("query", "octopus jars", "--index-dir", index_dir, "--mode", "bm25")["hits"]
     assert (hit["doc_id"], hit["source"]) == (r"latin\xe9name.txt", rf"{corpus}/latin\xe9name.txt")
-    shown = run_bertsearch("query", "octopus jars", "--index-dir", index_dir, "--mode", "bm25")
-    assert shown.returncode == 0 and r"latin\xe9name.txt" in shown.stdout
     again = ok_json("index", corpus, "--index-dir", index_dir)
     assert (again["documents_unchanged"], again["passages_encoded"]) == (2, 0)
     latin.unlink()
@@ -233,7 +231,6 @@ def test_a_damaged_database_is_one_line_and_index_repair_rebuilds_it_reusing_its
     assert summary["documents_added"] == 24 and 0 < summary["passages_reused"]
     (kept,) = index_dir.glob("store.damaged-*.sqlite3")
     assert kept.read_bytes() == damaged and str(kept) in result.stderr
-    assert ok_json("query", "vitamin D", "--index-dir", index_dir, "--mode", "hybrid")["hits"]
     assert ok_json("index", small_dataset / "corpus.jsonl", "--index-dir", index_dir)["documents_unchanged"] == 24
 
 
