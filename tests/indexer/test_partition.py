@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from bertsearch.device import Runtime
-from bertsearch.evaluation import evaluate, load_beir
+from bertsearch.beir import load_beir
+from bertsearch.evaluation import evaluate
 from bertsearch.indexer.partition import Partition, parse_partition, partition_slot
 from bertsearch.indexer.pipeline import Indexer, new_index_settings, open_index_for_writing
 from bertsearch.models import Encoder
