@@ -16,7 +16,7 @@ from bertsearch.beir import load_beir
 from bertsearch.evaluation import evaluate
 from bertsearch.indexer.partition import Partition, parse_partition, partition_slot
 from bertsearch.indexer.pipeline import Indexer, new_index_settings, open_index_for_writing
-from bertsearch.models import Encoder
+from bertsearch.models.encoder import Encoder
 from bertsearch.search import Searcher
 from bertsearch.stores import StoreLocation, create_store
 from bertsearch.stores.embedded import EmbeddedStore

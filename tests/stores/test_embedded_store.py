@@ -12,7 +12,7 @@ from bertsearch.settings import ChunkingSettings, IndexSettings
 from bertsearch.stores import SearchFilter, create_store, open_store
 from bertsearch.stores import embedded
 from bertsearch.stores.base import EncodedDocument, vector_key
-from bertsearch.stores.embedded import EmbeddedStore
+from bertsearch.stores.embedded import EmbeddedStore, vectors
 from bertsearch.types import Document, Passage
 from tests.helpers import immutable_files, read_only_view
 from tests.stores.contract import check_ids_only_searches_and_with_texts, check_stash
@@ -144,13 +144,11 @@ def test_corrupt_vector_file_is_rebuilt(tmp_path: Path) -> None:
 
 
 def test_switches_to_ivf_above_threshold_and_keeps_recall(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(embedded, "ANN_THRESHOLD", 400)
+    monkeypatch.setattr(vectors, "ANN_THRESHOLD", 400)
     with create_store(tmp_path / "idx", settings()) as store:
         store.write([encoded(f"d{i}", [f"text {i}"], i) for i in range(500)])
-        import faiss
-
         hits = store.dense_search(unit(4200), 5)
-        assert isinstance(store._vectors, faiss.IndexIVF)
+        assert store.stats().details["vector_index"] == "ivf"
         assert hits[0].doc_id == "d42"
         store.delete(["d42"])
         assert all(h.doc_id != "d42" for h in store.dense_search(unit(4200), 5))

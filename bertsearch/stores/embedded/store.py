@@ -1,9 +1,8 @@
 """The embedded default store: SQLite (documents, passages, vectors, FTS5 BM25) plus a FAISS index.
 
 SQLite is the source of truth and every write is one transaction, so a crash at any point leaves the
-database exactly as it was after the last committed batch. The FAISS index is derived from it: it is saved
-beside the database with the database "generation" it reflects, and brought up to date from SQLite
-(added and removed passage ids) whenever the two differ, e.g. after a killed run.
+database exactly as it was after the last committed batch. The FAISS index is derived from it
+(`bertsearch.stores.embedded.vectors`).
 
 An index whose folder or files this process cannot write is opened read-only (immutable where SQLite could
 not otherwise share the WAL's index there): searches work, writes raise ReadOnlyIndexError. A damaged
@@ -13,7 +12,6 @@ with every vector still readable in it stashed for the indexer to reuse.
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import functools
 import json
@@ -23,9 +21,8 @@ import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence, TypeVar
+from typing import Any, Callable, Sequence, TypeVar
 
-import faiss
 import numpy as np
 
 from bertsearch.errors import BackendError, DamagedIndexError, IndexNotFoundError, ReadOnlyIndexError
@@ -33,19 +30,14 @@ from bertsearch.sqlite import is_writable, read_only_uri
 from bertsearch.text import FTS5_TOKENIZER, query_terms
 from bertsearch.settings import IndexSettings, read_settings, write_settings
 from bertsearch.stores.base import EncodedDocument, SearchFilter, Store, StoredDocument, StoreStats
-from bertsearch.stores.salvage import damage, salvaged_vectors
+from bertsearch.stores.embedded.salvage import damage, salvaged_vectors
+from bertsearch.stores.embedded.vectors import VectorIndex, remove_vector_files, vector_index_kind
 from bertsearch.types import Document, PassageHit
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 DATABASE_NAME = "store.sqlite3"
-VECTORS_NAME = "vectors.faiss"
-VECTORS_STATE_NAME = "vectors.json"
 LOCK_NAME = "write.lock"
-
-# Exact search is fast enough below this many passages (~10 ms at 384 dims on 2 cores); above it an
-# IVF index answers in a fraction of that with recall@10 ~0.95+ at the nprobe chosen below.
-ANN_THRESHOLD = 200_000
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -111,18 +103,6 @@ class StoreRepair:
     vectors_salvaged: int
 
 
-@contextlib.contextmanager
-def _faiss_threads(count: int) -> Iterator[None]:
-    """Run FAISS with `count` OpenMP threads: one for single queries, where spinning threads only fight the
-    encoder for cores (measured: 800 ms instead of 10 ms per query on 2 busy cores), all of them for builds."""
-    previous = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(count)
-    try:
-        yield
-    finally:
-        faiss.omp_set_num_threads(previous)
-
-
 class EmbeddedStore(Store):
     """Documents and vectors in one folder, no server: SQLite + FTS5 for text and BM25, FAISS for kNN."""
 
@@ -143,9 +123,7 @@ class EmbeddedStore(Store):
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(_SCHEMA)
-        self._vectors: faiss.Index | None = None
-        self._vectors_generation = -1
-        self._vectors_saved = True
+        self._vectors = VectorIndex(index_dir, settings.dimensions)
         # Each thread that reads passages has its own read-only connection: SQLite (WAL) runs those reads in
         # parallel, each on the last committed state, even beside a write. On one shared connection behind `_lock`,
         # a server's hybrid searches queued on the lock, held 70-80% of the time (BM25 alone takes ~10 ms).
@@ -158,9 +136,7 @@ class EmbeddedStore(Store):
         try:
             index_dir.mkdir(parents=True, exist_ok=True)
             write_settings(index_dir, settings)
-            # Vectors left by an earlier database must never pass for this one's.
-            for name in (VECTORS_NAME, VECTORS_STATE_NAME):
-                (index_dir / name).unlink(missing_ok=True)
+            remove_vector_files(index_dir)  # vectors left by an earlier database must never pass for this one's
         except OSError as exc:
             raise ReadOnlyIndexError(f"cannot create an index in {index_dir}: {exc.strerror}") from None
         return cls(index_dir, settings)
@@ -189,8 +165,7 @@ class EmbeddedStore(Store):
             for suffix in ("", "-wal", "-shm"):
                 if Path(f"{database}{suffix}").exists():
                     os.replace(f"{database}{suffix}", f"{moved_to}{suffix}")
-            for name in (VECTORS_NAME, VECTORS_STATE_NAME):
-                (index_dir / name).unlink(missing_ok=True)
+            remove_vector_files(index_dir)
             store = cls(index_dir, settings)
         except BaseException:
             claim.close()
@@ -308,8 +283,8 @@ class EmbeddedStore(Store):
     def close(self) -> None:
         with self._lock:
             if self._write_lock_file is not None:
-                self._sync_vectors()
-                self._save_vectors()
+                self._vectors.synced(self._db, self._generation())
+                self._vectors.save()
                 self._write_lock_file.close()
                 self._write_lock_file = None
             self._db.close()
@@ -336,24 +311,16 @@ class EmbeddedStore(Store):
     @_reports_damage
     def dense_search(self, vector: np.ndarray, k: int, filter: SearchFilter | None = None,
                      texts: bool = True) -> list[PassageHit]:
+        allowed = None
         with self._lock:
-            index = self._sync_vectors()
-            if index.ntotal == 0 or k <= 0:
-                return []
-            query = np.ascontiguousarray(vector, dtype=np.float32).reshape(1, -1)
-            params = None
             if filter is not None and not filter.is_empty():
                 allowed = self._filtered_passage_ids(filter)
                 if not allowed.size:
                     return []
-                params = self._search_params(index, faiss.IDSelectorBatch(allowed))
-            elif isinstance(index, faiss.IndexIVF):
-                params = self._search_params(index, None)
-            with _faiss_threads(1):
-                scores, ids = index.search(query, min(k, index.ntotal), params=params)
+            ranked = self._vectors.search(self._db, self._generation(), vector, k, allowed)
         # Rows are read after the lock is let go, on this thread's own connection: request threads queue on this
         # lock, and building hits holds the GIL. A passage deleted in between is simply left out.
-        return self._passage_hits([(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0], texts)
+        return self._passage_hits(ranked, texts)
 
     @_reports_damage
     def keyword_search(self, query: str, k: int, filter: SearchFilter | None = None,
@@ -410,12 +377,11 @@ class EmbeddedStore(Store):
             documents = self._db.execute("SELECT COUNT(*) FROM documents").fetchone()[0]
             passages = self._db.execute("SELECT COUNT(*) FROM passages").fetchone()[0]
         size = sum(f.stat().st_size for f in self.index_dir.iterdir() if f.is_file())
-        kind = "ivf" if passages >= ANN_THRESHOLD else "exact"
         return StoreStats(
             documents=documents,
             passages=passages,
             backend="embedded",
-            details={"vector_index": kind, "bytes_on_disk": size, "index_dir": str(self.index_dir)},
+            details={"vector_index": vector_index_kind(passages), "bytes_on_disk": size, "index_dir": str(self.index_dir)},
         )
 
     # -- internals -------------------------------------------------------------------------------
@@ -447,15 +413,6 @@ class EmbeddedStore(Store):
             f"SELECT p.id FROM passages p JOIN documents d ON d.doc_id = p.doc_id WHERE {where}", args
         ).fetchall()
         return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-
-    @staticmethod
-    def _search_params(index: faiss.Index, selector: faiss.IDSelector | None) -> faiss.SearchParameters:
-        if isinstance(index, faiss.IndexIVF):
-            params = faiss.SearchParametersIVF(nprobe=max(16, index.nlist // 16))
-            if selector is not None:
-                params.sel = selector
-            return params
-        return faiss.SearchParameters(sel=selector)
 
     def _passage_hits(self, ranked: list[tuple[int, float]], texts: bool) -> list[PassageHit]:
         """Hits for (passage row id, score) pairs; without `texts`, only the ids are read (measured on SciFact:
@@ -490,105 +447,6 @@ class EmbeddedStore(Store):
             self._readers.connection = reader
         return reader
 
-    def _sync_vectors(self) -> faiss.Index:
-        """The FAISS index, loaded or rebuilt and brought up to the database's current generation."""
-        generation = self._generation()
-        if self._vectors is not None and self._vectors_generation == generation:
-            return self._vectors
-        if self._vectors is None:
-            self._vectors, self._vectors_generation = self._load_vectors()
-            if self._vectors_generation == generation:
-                return self._vectors
-        db_ids = np.fromiter(
-            (r[0] for r in self._db.execute("SELECT id FROM passages")), dtype=np.int64
-        )
-        wanted_kind = faiss.IndexIVF if len(db_ids) >= ANN_THRESHOLD else faiss.IndexIDMap2
-        if not isinstance(self._vectors, wanted_kind) or self._needs_retraining(self._vectors, len(db_ids)):
-            self._vectors = self._build_index(db_ids)
-        else:
-            held = _index_ids(self._vectors)
-            stale = np.setdiff1d(held, db_ids, assume_unique=True)
-            if stale.size:
-                self._vectors.remove_ids(faiss.IDSelectorBatch(stale))
-            missing = np.setdiff1d(db_ids, held, assume_unique=True)
-            for ids, vectors in self._read_vectors(missing, len(db_ids)):
-                self._vectors.add_with_ids(vectors, ids)
-        self._vectors_generation = generation
-        self._vectors_saved = False
-        return self._vectors
-
-    def _needs_retraining(self, index: faiss.Index, count: int) -> bool:
-        """IVF centroids trained on far fewer vectors than the index now holds make lists lopsided."""
-        if not isinstance(index, faiss.IndexIVF):
-            return False
-        trained_for = (index.nlist / 4) ** 2  # inverse of nlist = 4 * sqrt(count) in _build_index
-        return count > 4 * trained_for
-
-    def _build_index(self, db_ids: np.ndarray) -> faiss.Index:
-        dims = self.settings.dimensions
-        if len(db_ids) < ANN_THRESHOLD:
-            index: faiss.Index = faiss.IndexIDMap2(faiss.IndexFlatIP(dims))
-            for ids, vectors in self._read_vectors(db_ids, len(db_ids)):
-                index.add_with_ids(vectors, ids)
-            return index
-        nlist = int(4 * np.sqrt(len(db_ids)))
-        quantizer = faiss.IndexFlatIP(dims)
-        index = faiss.IndexIVFFlat(quantizer, dims, nlist, faiss.METRIC_INNER_PRODUCT)
-        sample_ids = np.sort(np.random.default_rng(0).choice(db_ids, size=min(len(db_ids), nlist * 64), replace=False))
-        sample = np.concatenate([v for _, v in self._read_vectors(sample_ids, len(db_ids))])
-        index.train(sample)
-        for ids, vectors in self._read_vectors(db_ids, len(db_ids)):
-            index.add_with_ids(vectors, ids)
-        return index
-
-    def _read_vectors(self, ids: np.ndarray, total: int, chunk: int = 20_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """Vectors of `ids` from SQLite in chunks; a full scan when most rows are wanted."""
-        if ids.size == 0:
-            return
-        dims = self.settings.dimensions
-        if ids.size > total // 4:
-            wanted = set(ids.tolist()) if ids.size < total else None
-            cursor = self._db.execute("SELECT id, vector FROM passages ORDER BY id")
-            while rows := cursor.fetchmany(chunk):
-                if wanted is not None:
-                    rows = [r for r in rows if r[0] in wanted]
-                if rows:
-                    yield _as_arrays(rows, dims)
-            return
-        for start in range(0, ids.size, 900):
-            part = ids[start : start + 900].tolist()
-            rows = self._db.execute(
-                f"SELECT id, vector FROM passages WHERE id IN ({','.join('?' * len(part))})", part
-            ).fetchall()
-            if rows:
-                yield _as_arrays(rows, dims)
-
-    def _load_vectors(self) -> tuple[faiss.Index | None, int]:
-        state_file = self.index_dir / VECTORS_STATE_NAME
-        vectors_file = self.index_dir / VECTORS_NAME
-        try:
-            state = json.loads(state_file.read_text())
-            return faiss.read_index(str(vectors_file)), int(state["generation"])
-        except (OSError, ValueError, KeyError, RuntimeError):
-            return None, -1
-
-    def _save_vectors(self) -> None:
-        """Index file first, then the generation it reflects: a crash between them only costs a re-sync."""
-        if self._vectors is None or self._vectors_saved:
-            return
-        vectors_file = self.index_dir / VECTORS_NAME
-        tmp = vectors_file.with_suffix(".tmp")
-        faiss.write_index(self._vectors, str(tmp))
-        _fsync(tmp)
-        os.replace(tmp, vectors_file)
-        state_file = self.index_dir / VECTORS_STATE_NAME
-        tmp_state = state_file.with_suffix(".tmp")
-        tmp_state.write_text(json.dumps({"generation": self._vectors_generation}))
-        _fsync(tmp_state)
-        os.replace(tmp_state, state_file)
-        self._vectors_saved = True
-
-
 class _Transaction:
     """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception."""
 
@@ -614,22 +472,3 @@ def _claim(index_dir: Path) -> Any:
         handle.close()
         raise BackendError(f"{index_dir} is being written by another process") from None
     return handle
-
-
-def _index_ids(index: faiss.Index) -> np.ndarray:
-    if isinstance(index, faiss.IndexIDMap2):
-        return np.sort(faiss.vector_to_array(index.id_map).astype(np.int64))
-    lists = index.invlists
-    parts = [faiss.rev_swig_ptr(lists.get_ids(i), lists.list_size(i)).copy() for i in range(index.nlist)]
-    return np.sort(np.concatenate(parts).astype(np.int64)) if parts else np.zeros(0, dtype=np.int64)
-
-
-def _as_arrays(rows: list[tuple[int, bytes]], dims: int) -> tuple[np.ndarray, np.ndarray]:
-    ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-    vectors = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), dims)
-    return ids, vectors
-
-
-def _fsync(path: Path) -> None:
-    with path.open("rb") as handle:
-        os.fsync(handle.fileno())
