@@ -150,16 +150,16 @@ def query_event(
     """The event describing `result`, a search for `k` hits in the index at `location`; with `hash_key` (the log's
     `QueryLog.hash_key`) the query is kept as its digest only."""
     hits = result.hits
-    reranked = "rerank" in result.timings_ms
+    reranked = result.reranked
     timings = dict(result.timings_ms)
     if "dense" in timings or "bm25" in timings:
         timings["retrieve"] = timings.get("dense", 0.0) + timings.get("bm25", 0.0)
     first_stage_rank = None
     top_rerank = None
     if reranked and hits:
-        top_rerank = hits[0].scores.get("rerank")
-        first = hits[0].scores.get("first_stage", hits[0].score)
-        first_stage_rank = 1 + sum(1 for hit in hits[1:] if hit.scores.get("first_stage", hit.score) > first)
+        top_rerank = hits[0].scores.rerank
+        first = hits[0].first_stage_score
+        first_stage_rank = 1 + sum(1 for hit in hits[1:] if hit.first_stage_score > first)
     return QueryEvent(
         timestamp=datetime.now(timezone.utc),
         query=hash_query(result.query, hash_key) if hash_key is not None else result.query,

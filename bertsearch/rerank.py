@@ -196,14 +196,14 @@ class Reranker:
         self.scorer = load_pair_scorer(reranker_spec(folder, self.metadata), engine)
 
     def rerank(self, query: str, hits: Sequence[Hit]) -> list[Hit]:
-        """`hits` (first-stage order) reordered; each keeps its first-stage scores and gains 'rerank' and 'blend'."""
+        """`hits` (first-stage order) reordered; each keeps its first-stage scores and gains `rerank` and `blend`."""
         if not hits:
             return []
         ce = self.scorer.score(query, [passage_text(h.title, h.passage) for h in hits])
         final = blend(ce, self.weight)
         reranked = []
         for hit, ce_score, score in zip(hits, ce, final):
-            scores = {**hit.scores, "first_stage": hit.score, "rerank": float(ce_score), "blend": float(score)}
+            scores = hit.scores.reranked(first_stage=hit.score, rerank=float(ce_score), blend=float(score))
             reranked.append(Hit(doc_id=hit.doc_id, score=float(score), title=hit.title, passage=hit.passage,
                                 passage_position=hit.passage_position, source=hit.source, scores=scores))
         order = sorted(range(len(reranked)), key=lambda i: (-reranked[i].score, i))

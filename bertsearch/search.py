@@ -6,7 +6,7 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Sequence, cast
 
 import numpy as np
 
@@ -16,9 +16,9 @@ from bertsearch.models.base import QueryEncoder
 from bertsearch.models.loading import load_query_encoder
 from bertsearch.rerank import DEFAULT_RERANK_DEPTH, Reranker, configured_reranker
 from bertsearch.stores import SearchFilter, Store, StoreLocation, open_store
-from bertsearch.types import Hit, PassageHit
+from bertsearch.types import Hit, HitScores, Mode, PassageHit
 
-MODES = ("dense", "bm25", "hybrid")
+MODES: tuple[Mode, ...] = ("dense", "bm25", "hybrid")
 MAX_K = 1000
 # Each retriever contributes this many documents to hybrid fusion: deep enough that a document ranked
 # well by one retriever and poorly by the other still survives fusion.
@@ -28,17 +28,19 @@ MAX_QUERY_CHARS = 10_000
 
 @dataclass
 class SearchResult:
-    """Ranked hits and how long each stage took (milliseconds)."""
+    """Ranked hits, whether the cross-encoder reranked them, and how long each stage took (milliseconds)."""
 
     query: str
-    mode: str
+    mode: Mode
     hits: list[Hit]
     timings_ms: dict[str, float] = field(default_factory=dict)
+    reranked: bool = False
 
     def to_dict(self) -> dict[str, object]:
         return {
             "query": self.query,
             "mode": self.mode,
+            "reranked": self.reranked,
             "hits": [hit.to_dict() for hit in self.hits],
             "timings_ms": self.timings_ms,
         }
@@ -49,7 +51,7 @@ class PendingSearch:
     """A search that `Searcher.start` validated and began, waiting for its query's vector if `needs_vector`."""
 
     text: str
-    mode: str
+    mode: Mode
     k: int
     retrieve_k: int  # k, or the rerank depth if deeper
     depth: int  # documents asked of each retriever
@@ -166,7 +168,7 @@ class Searcher:
         reranking = self.has_reranker if rerank is None else rerank
         retrieve_k = max(k, self.rerank_depth) if reranking else k
         depth = max(retrieve_k, FUSION_DEPTH) if mode == "hybrid" else retrieve_k
-        pending = PendingSearch(text, mode, k, retrieve_k, depth, filter, reranking, began)
+        pending = PendingSearch(text, cast(Mode, mode), k, retrieve_k, depth, filter, reranking, began)
         # Hybrid runs BM25 on another thread while the query is encoded: both release the GIL (SQLite,
         # torch), so the keyword search costs no wall time when a core is free.
         if mode == "hybrid":
@@ -197,7 +199,7 @@ class Searcher:
         else:
             single = dense if dense is not None else bm25
             assert single is not None
-            ranked = [(p, p.score, {pending.mode: p.score}) for p in single[:k]]
+            ranked = [(p, p.score, HitScores(**{pending.mode: p.score})) for p in single[:k]]
         if pending.fuses:  # the text of the passages that are shown (or reranked) is read now
             passages = {(p.doc_id, p.position): p for p in self.store.with_texts([p for p, _, _ in ranked])}
             ranked = [(passages[key], score, scores) for p, score, scores in ranked
@@ -211,7 +213,8 @@ class Searcher:
             hits = (reranker.rerank(pending.text, hits[:depth]) + hits[depth:])[: pending.k]
             timings["rerank"] = ms_since(start)
         timings["total"] = ms_since(pending.began)
-        return SearchResult(query=pending.text, mode=pending.mode, hits=hits, timings_ms=timings)
+        return SearchResult(query=pending.text, mode=pending.mode, hits=hits, timings_ms=timings,
+                            reranked=pending.reranking)
 
     def _keyword_documents(self, pending: PendingSearch) -> list[PassageHit]:
         start = time.perf_counter()
@@ -233,7 +236,7 @@ class Searcher:
             want *= 4
 
 
-def _fuse(dense: list[PassageHit], bm25: list[PassageHit]) -> list[tuple[PassageHit, float, dict[str, float]]]:
+def _fuse(dense: list[PassageHit], bm25: list[PassageHit]) -> list[tuple[PassageHit, float, HitScores]]:
     """Reciprocal rank fusion of the two document rankings: each document's passage (the one its better retriever
     chose), fused score and per-retriever scores, best first."""
     dense_by_doc = {p.doc_id: (rank, p) for rank, p in enumerate(dense)}
@@ -244,16 +247,13 @@ def _fuse(dense: list[PassageHit], bm25: list[PassageHit]) -> list[tuple[Passage
         in_dense, in_bm25 = dense_by_doc.get(doc_id), bm25_by_doc.get(doc_id)
         candidates = [c for c in (in_dense, in_bm25) if c is not None]
         best = min(candidates, key=lambda c: c[0])[1]
-        scores = {"rrf": score}
-        if in_dense:
-            scores["dense"] = in_dense[1].score
-        if in_bm25:
-            scores["bm25"] = in_bm25[1].score
+        scores = HitScores(dense=in_dense[1].score if in_dense else None, bm25=in_bm25[1].score if in_bm25 else None,
+                           fused=score)
         fused.append((best, score, scores))
     return fused
 
 
-def _hit(passage: PassageHit, score: float, scores: dict[str, float]) -> Hit:
+def _hit(passage: PassageHit, score: float, scores: HitScores) -> Hit:
     return Hit(
         doc_id=passage.doc_id,
         score=score,

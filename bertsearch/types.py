@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any, Literal
+
+# The retrievers a search can use: kNN over the passages' vectors, BM25 over their words, or both fused.
+Mode = Literal["dense", "bm25", "hybrid"]
 
 
 def passage_text(title: str, text: str) -> str:
@@ -58,6 +61,30 @@ class PassageHit:
     source: str = ""
 
 
+@dataclass(frozen=True)
+class HitScores:
+    """What each stage scored a hit; None where the stage did not run."""
+
+    dense: float | None = None  # inner product of the query's and the passage's vectors
+    bm25: float | None = None  # BM25 of the passage for the query's words
+    fused: float | None = None  # reciprocal rank fusion of the dense and BM25 rankings (hybrid)
+    first_stage: float | None = None  # what the first stage ranked the hit by (set when it was reranked)
+    rerank: float | None = None  # the cross-encoder's score
+    blend: float | None = None  # what reranked hits are ordered by (bertsearch.rerank.blend)
+
+    def to_dict(self) -> dict[str, float]:
+        """The scores that were computed, by name (as `--json` and the HTTP API show them)."""
+        return {name: value for name, value in asdict(self).items() if value is not None}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, float]) -> HitScores:
+        known = {f.name for f in fields(cls)}
+        return cls(**{name: float(value) for name, value in data.items() if name in known})
+
+    def reranked(self, first_stage: float, rerank: float, blend: float) -> HitScores:
+        return replace(self, first_stage=first_stage, rerank=rerank, blend=blend)
+
+
 @dataclass
 class Hit:
     """A ranked document in a search result, represented by its best passage."""
@@ -68,7 +95,12 @@ class Hit:
     passage: str
     passage_position: int
     source: str = ""
-    scores: dict[str, float] = field(default_factory=dict)
+    scores: HitScores = field(default_factory=HitScores)
+
+    @property
+    def first_stage_score(self) -> float:
+        """What the first stage ranked this hit by, whether or not it was reranked since."""
+        return self.scores.first_stage if self.scores.first_stage is not None else self.score
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -78,7 +110,7 @@ class Hit:
             "passage": self.passage,
             "passage_position": self.passage_position,
             "source": self.source,
-            "scores": self.scores,
+            "scores": self.scores.to_dict(),
         }
 
 

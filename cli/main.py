@@ -215,7 +215,8 @@ def _print_hits(result: SearchResult) -> None:
     for rank, hit in enumerate(result.hits, start=1):
         console.print(Text.assemble((f"{rank:>2}. ", "bold"), (hit.title or hit.doc_id, "bold cyan"),
                                     (f"  [{hit.doc_id}]  score {hit.score:.4f}", "dim"),
-                                    (f"  rerank {hit.scores['rerank']:.3f}" if "rerank" in hit.scores else "", "dim")))
+                                    (f"  rerank {hit.scores.rerank:.3f}" if hit.scores.rerank is not None else "",
+                                     "dim")))
         excerpt = snippet(hit.passage, terms)
         line = Text(indent + excerpt.text)
         for start, end in excerpt.highlights:

@@ -29,7 +29,7 @@ from bertsearch.querylog import (
 from bertsearch.search import SearchResult
 from bertsearch.stores import StoreLocation, StoreStats
 from bertsearch.stores.elasticsearch import ElasticsearchConnection
-from bertsearch.types import Hit
+from bertsearch.types import Hit, HitScores
 
 if TYPE_CHECKING:
     from tests.conftest import ElasticsearchNode
@@ -38,7 +38,7 @@ EMBEDDED = StoreLocation(index_dir=Path("/indexes/papers"))
 
 
 def hit(doc_id: str, score: float, **scores: float) -> Hit:
-    return Hit(doc_id=doc_id, score=score, title="", passage="", passage_position=0, scores=scores)
+    return Hit(doc_id=doc_id, score=score, title="", passage="", passage_position=0, scores=HitScores(**scores))
 
 
 def event(query: str = "q", at: datetime | None = None, hits: int = 1, **changes: object) -> QueryEvent:
@@ -50,7 +50,7 @@ def event(query: str = "q", at: datetime | None = None, hits: int = 1, **changes
 
 
 def test_an_event_describes_a_plain_search() -> None:
-    result = SearchResult("plants", "hybrid", [hit("a", 0.03, rrf=0.03), hit("b", 0.02, rrf=0.02)],
+    result = SearchResult("plants", "hybrid", [hit("a", 0.03, fused=0.03), hit("b", 0.02, fused=0.02)],
                           {"encode": 12.0, "dense": 1.5, "bm25": 0.5, "fuse": 0.1, "total": 14.1})
     logged = query_event(result, 10, EMBEDDED, origin="cli", index_stats=StoreStats(5, 9, "embedded"))
     assert (logged.query, logged.mode, logged.k, logged.hits, logged.zero_results) == ("plants", "hybrid", 10, 2, False)
@@ -65,7 +65,7 @@ def test_an_event_describes_a_plain_search() -> None:
 def test_an_event_measures_what_reranking_changed() -> None:
     reranked = [hit("c", 0.9, first_stage=0.01, rerank=2.5), hit("a", 0.8, first_stage=0.03, rerank=1.0),
                 hit("b", 0.1, first_stage=0.02, rerank=-1.0)]
-    result = SearchResult("q", "hybrid", reranked, {"encode": 1.0, "rerank": 300.0, "total": 301.0})
+    result = SearchResult("q", "hybrid", reranked, {"encode": 1.0, "rerank": 300.0, "total": 301.0}, reranked=True)
     logged = query_event(result, 3, EMBEDDED, origin="server")
     assert logged.reranked and logged.top_rerank_score == 2.5
     assert logged.rerank_top_first_stage_rank == 3  # the reranker's top hit was third of the first stage

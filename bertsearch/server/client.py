@@ -17,7 +17,7 @@ from typing import Any
 from bertsearch.errors import BackendError, BertsearchError, InvalidQueryError
 from bertsearch.search import SearchResult
 from bertsearch.stores.base import SearchFilter
-from bertsearch.types import Hit
+from bertsearch.types import Hit, HitScores
 
 API_KEY_ENV = "BERTSEARCH_API_KEY"
 # A search answers in milliseconds, or within the server's own --search-timeout (10 s by default).
@@ -55,10 +55,11 @@ def search_server(url: str, query: str, k: int = 10, mode: str = "hybrid", filte
     try:
         hits = [Hit(doc_id=hit["doc_id"], score=float(hit["score"]), title=hit["title"], passage=hit["passage"],
                     passage_position=int(hit["passage_position"]), source=hit.get("source", ""),
-                    scores={name: float(value) for name, value in hit.get("scores", {}).items()})
+                    scores=HitScores.from_dict(hit.get("scores", {})))
                 for hit in answer["hits"]]
         return SearchResult(query=answer["query"], mode=answer["mode"], hits=hits,
-                            timings_ms={name: float(value) for name, value in answer.get("timings_ms", {}).items()})
+                            timings_ms={name: float(value) for name, value in answer.get("timings_ms", {}).items()},
+                            reranked=bool(answer.get("reranked", False)))
     except (KeyError, TypeError, ValueError):
         raise BackendError(f"{endpoint} did not answer as a bertsearch server does") from None
 

@@ -194,9 +194,9 @@ def _search_response(result: SearchResult, k: int) -> SearchResponse:
             snippet=excerpt.text,
             highlights=excerpt.highlights,
             score=hit.score,
-            retrieval_score=hit.scores.get("first_stage", hit.score),
-            rerank_score=hit.scores.get("rerank"),
-            scores=hit.scores,
+            retrieval_score=hit.first_stage_score,
+            rerank_score=hit.scores.rerank,
+            scores=hit.scores.to_dict(),
         ))
-    return SearchResponse(query=result.query, mode=result.mode, k=k, reranked="rerank" in result.timings_ms,
+    return SearchResponse(query=result.query, mode=result.mode, k=k, reranked=result.reranked,
                           hits=hits, timings_ms=result.timings_ms)

@@ -50,7 +50,7 @@ def test_reranking_reorders_hits_and_shows_both_scores(index_dir: Path, reranker
     plain_ids = [h["doc_id"] for h in plain["hits"]]
     reranked_ids = [h["doc_id"] for h in reranked["hits"]]
     assert sorted(plain_ids) == sorted(reranked_ids) and plain_ids != reranked_ids
-    assert all({"rerank", "rrf", "first_stage"} <= hit["scores"].keys() for hit in reranked["hits"])
+    assert all({"rerank", "fused", "first_stage"} <= hit["scores"].keys() for hit in reranked["hits"])
     assert "rerank" in reranked["timings_ms"]
     # The cross-encoder runs on its ONNX form (written by train-reranker): no torch, the order torch gives in fp32.
     lean, heavy = imported_by("query", QUERY, "--index-dir", str(index_dir), "-k", "10", "--reranker", str(reranker),

@@ -68,7 +68,7 @@ def test_search_hit_carries_passage_snippet_highlights_and_timings(server: Runni
     hit = body["hits"][0]
     assert set(hit) >= {"doc_id", "title", "source", "passage", "passage_position", "snippet", "highlights",
                         "score", "retrieval_score", "rerank_score", "scores"}
-    assert hit["retrieval_score"] == hit["scores"]["rrf"] and hit["rerank_score"] is None
+    assert hit["retrieval_score"] == hit["scores"]["fused"] and hit["rerank_score"] is None
     for start, end in hit["highlights"]:
         assert hit["snippet"][start:end].lower().startswith(("vitamin", "d", "tubercul"))
     assert {"encode", "dense", "bm25", "fuse", "total"} <= set(body["timings_ms"])
