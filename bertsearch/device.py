@@ -1,5 +1,10 @@
 """Device, precision and engine are chosen here and nowhere else.
 
+Encoding passages (indexing) takes the fastest path that stays faithful to the model on this machine: torch in
+fp16 on CUDA; torch in bf16 on CPUs with native bf16 matrix units (AMX, AVX-512 BF16); elsewhere ONNX Runtime
+with int8 matrix products (VNNI, AVX2, ARM dot products), whose vectors are checked against fp32 before an index
+takes them; fp32 when nothing else is faithful (`bertsearch.models.fast_encoding`).
+
 Importing this module imports no torch: one-off commands choose their engine here before deciding whether
 they need torch at all.
 """
@@ -17,6 +22,7 @@ if TYPE_CHECKING:
     import torch
 
 PRECISION_ENV = "BERTSEARCH_PRECISION"
+PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 ENGINE_ENV = "BERTSEARCH_ENGINE"
 ENGINES = ("onnx", "torch")
 
@@ -46,17 +52,54 @@ class Runtime:
         return contextlib.nullcontext()
 
 
-def cpu_has_native_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
-    """True on CPUs whose matmul units take bf16 (AMX, or AVX-512 BF16).
+@dataclass(frozen=True)
+class CpuFeatures:
+    """What a CPU offers for a transformer's matrix products, from the flags the kernel reports for it."""
 
-    On these, bf16 encodes MiniLM ~2.5x faster (~2.8x compiled) with cosine >= 0.9999 to fp32 (see
-    bench/bench_precision.py); elsewhere bf16 is emulated and slower than fp32.
-    """
+    flags: frozenset[str]
+    architecture: str
+
+    @property
+    def native_bf16(self) -> bool:
+        """bf16 matrix units (AMX, AVX-512 BF16): bf16 encodes ~2.5x faster than fp32 with cosine >= 0.9999
+        (bench/bench_precision.py); elsewhere bf16 is emulated and slower than fp32."""
+        return bool({"amx_bf16", "avx512_bf16"} & self.flags)
+
+    @property
+    def int8_dot_products(self) -> bool:
+        """Instructions that multiply and add int8 in one step (VNNI, AMX-INT8, ARM's dot products)."""
+        return bool({"avx512_vnni", "avx_vnni", "amx_int8", "asimddp", "i8mm"} & self.flags)
+
+    @property
+    def family(self) -> str:
+        """The CPU's kind for matrix work, as the docs name the paths each one gets."""
+        for flag, name in (("amx_bf16", "AMX"), ("avx512_bf16", "AVX-512 BF16"), ("avx512_vnni", "AVX-512 VNNI"),
+                           ("avx_vnni", "AVX-VNNI"), ("avx512f", "AVX-512"), ("avx2", "AVX2"),
+                           ("asimddp", "ARM with dot products"), ("asimd", "ARM")):
+            if flag in self.flags:
+                return name
+        return self.architecture or "unknown"
+
+
+def cpu_features(cpuinfo: Path = Path("/proc/cpuinfo")) -> CpuFeatures:
+    """The flags of this machine's first CPU (x86 `flags`, ARM `Features`); none where they cannot be read."""
+    import platform
+
+    flags: frozenset[str] = frozenset()
     try:
-        flags = cpuinfo.read_text()
+        for line in cpuinfo.read_text().splitlines():
+            name, _, value = line.partition(":")
+            if name.strip() in ("flags", "Features"):
+                flags = frozenset(value.split())
+                break
     except OSError:
-        return False
-    return "amx_bf16" in flags or "avx512_bf16" in flags
+        pass
+    return CpuFeatures(flags=flags, architecture=platform.machine())
+
+
+def cpu_has_native_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
+    """True on CPUs whose matmul units take bf16 (AMX, or AVX-512 BF16); see `CpuFeatures.native_bf16`."""
+    return cpu_features(cpuinfo).native_bf16
 
 
 @lru_cache(maxsize=None)
@@ -72,11 +115,42 @@ def select_runtime(device: str | None = None) -> Runtime:
     if device.startswith("cuda"):
         precision = "fp16"
     else:
-        precision = "bf16" if cpu_has_native_bf16() else "fp32"
+        precision = "bf16" if cpu_features().native_bf16 else "fp32"
     override = os.environ.get(PRECISION_ENV, "").strip().lower()
     if override == "fp32" or override == "bf16" or (override == "fp16" and device.startswith("cuda")):
         precision = override
     return Runtime(device=device, precision=precision)
+
+
+@dataclass(frozen=True)
+class EncodingPath:
+    """How passages are encoded for an index: the engine, where it runs, and the precision of its matrix products."""
+
+    engine: str  # "torch" or "onnx"
+    device: str  # "cpu" or "cuda"
+    precision: str  # one of PRECISIONS
+
+    def describe(self) -> str:
+        return f"{self.engine} {self.precision} on {self.device}"
+
+
+def encoding_path(device: str | None = None) -> EncodingPath:
+    """The path to try first for encoding passages on this machine (a fast one is checked against fp32 before an
+    index takes its vectors, and falls back to fp32 if it fails):
+
+    - CUDA: torch fp16; CPUs with native bf16: torch bf16 (as `select_runtime`);
+    - other CPUs: ONNX Runtime int8 (the model's matrix products quantised, per channel);
+    - `BERTSEARCH_PRECISION` overrides (fp32: torch fp32, a reference; int8: ONNX Runtime int8; bf16 or fp16:
+      torch), and `BERTSEARCH_ENGINE=torch` keeps torch (fp32 where the CPU has no native bf16).
+    """
+    runtime = select_runtime(device)
+    override = os.environ.get(PRECISION_ENV, "").strip().lower()
+    torch_only = os.environ.get(ENGINE_ENV, "").strip().lower() == "torch"
+    if runtime.device != "cpu" or override in ("fp32", "bf16", "fp16") or torch_only:
+        return EncodingPath("torch", runtime.device, runtime.precision)
+    if override == "int8" or runtime.precision == "fp32":
+        return EncodingPath("onnx", "cpu", "int8")
+    return EncodingPath("torch", "cpu", runtime.precision)
 
 
 def query_engine() -> str:

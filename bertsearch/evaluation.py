@@ -101,6 +101,7 @@ def evaluate_dataset(
     its queries through each pipeline, queries encoded as `bertsearch query` encodes them. With a reranker (given, or
     the one the index uses) the +rerank pipelines are added; asked for without one, they are an error."""
     from bertsearch.indexer.pipeline import Indexer, open_index_for_writing
+    from bertsearch.models.fast_encoding import indexing_encoder
     from bertsearch.models.loading import load_query_encoder
     from bertsearch.rerank import configured_reranker
 
@@ -115,7 +116,9 @@ def evaluate_dataset(
         raise BertsearchError("the +rerank pipelines need a reranker: give one, or have the index use one")
     store, encoder, _ = open_index_for_writing(location, claim=False)  # a read-only index may hold it all
     with store:
-        summary = Indexer(store, encoder, store.settings.chunking, progress).index([dataset.corpus_path], prune=True)
+        passages_encoder = indexing_encoder(encoder, location.index_dir)
+        summary = Indexer(store, passages_encoder, store.settings.chunking, progress).index([dataset.corpus_path],
+                                                                                             prune=True)
         settings = store.settings
         query_encoder = load_query_encoder(settings.model_path, settings.model_fingerprint, loaded=encoder)
         searcher = Searcher(store, query_encoder, reranker, depth)

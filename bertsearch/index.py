@@ -84,6 +84,7 @@ class Index:
         With `prune`, documents whose source file is gone from the folders given are removed."""
         from bertsearch.indexer.pipeline import Indexer
         from bertsearch.indexer.readers import check_paths_exist
+        from bertsearch.models.fast_encoding import indexing_encoder
         from bertsearch.models.loading import load_index_encoder, prepare_query_encoder
 
         listed = [items] if isinstance(items, (str, os.PathLike)) else list(items)
@@ -93,7 +94,8 @@ class Index:
         settings = self.store.settings
         if self._encoder is None:
             self._encoder = load_index_encoder(settings.model_path, settings.model_fingerprint)
-        indexer = Indexer(self.store, self._encoder, settings.chunking, exclude=[self.location.index_dir])
+        indexer = Indexer(self.store, indexing_encoder(self._encoder, self.location.index_dir), settings.chunking,
+                          exclude=[self.location.index_dir])
         if documents:
             summary = indexer.index_documents(documents)
         else:

@@ -66,6 +66,42 @@ class IndexSettings:
             )
 
 
+ENCODING_NAME = "encoding.json"
+
+
+@dataclass(frozen=True)
+class EncodingRecord:
+    """One way an index's vectors were encoded (`bertsearch.device.EncodingPath.describe()`), on which kind of CPU,
+    and how that path's vectors of the fixed sample compared with fp32 when the index first took it (None: fp32,
+    the reference, or an index from before paths were recorded)."""
+
+    path: str
+    cpu: str = ""
+    min_cosine: float | None = None
+    mean_cosine: float | None = None
+    bound: float | None = None
+
+    @property
+    def faithful(self) -> bool:
+        return self.min_cosine is None or self.bound is None or self.min_cosine >= self.bound
+
+
+def read_encodings(index_dir: Path) -> list[EncodingRecord]:
+    """Every path that has written vectors into the index in `index_dir` (none recorded: an older index)."""
+    try:
+        return [EncodingRecord(**entry) for entry in json.loads((index_dir / ENCODING_NAME).read_text())["paths"]]
+    except (OSError, ValueError, TypeError, KeyError):
+        return []
+
+
+def record_encoding(index_dir: Path, record: EncodingRecord) -> None:
+    """Add `record` to the index's paths (if its path is new there), atomically."""
+    recorded = read_encodings(index_dir)
+    if any(entry.path == record.path for entry in recorded):
+        return
+    _write_json(index_dir / ENCODING_NAME, {"paths": [asdict(entry) for entry in [*recorded, record]]})
+
+
 def settings_exist(index_dir: Path) -> bool:
     return (index_dir / MANIFEST_NAME).is_file()
 
@@ -84,10 +120,14 @@ def read_settings(index_dir: Path) -> IndexSettings:
 def write_settings(index_dir: Path, settings: IndexSettings) -> None:
     """Write the manifest atomically: a crash leaves the old one or the new one, never half of either."""
     index_dir.mkdir(parents=True, exist_ok=True)
-    target = index_dir / MANIFEST_NAME
+    _write_json(index_dir / MANIFEST_NAME, settings.to_json())
+
+
+def _write_json(target: Path, data: Any) -> None:
+    """`data` as JSON at `target`, atomically: a crash leaves the old file or the new one, never half of either."""
     tmp = target.with_suffix(f".{os.getpid()}.tmp")  # writers in other processes (partitions) use their own
     with tmp.open("w") as handle:
-        json.dump(settings.to_json(), handle, indent=2, sort_keys=True)
+        json.dump(data, handle, indent=2, sort_keys=True)
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(tmp, target)

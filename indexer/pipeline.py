@@ -317,9 +317,11 @@ def index_paths(
     """`bertsearch index`: bring the index at `location` up to date with `paths` (created if new), or only with the
     documents of `partition`, or with `rebuild` build a new one from `paths` alone beside it (see
     `bertsearch.indexer.rebuild`); then write the ONNX form of its model that queries load
-    (`prepare_query_encoder`), while torch is loaded anyway."""
+    (`prepare_query_encoder`), while torch is loaded anyway. Passages are encoded on the fastest faithful path
+    (`bertsearch.models.fast_encoding`)."""
     from bertsearch.indexer.rebuild import rebuild_index
     from bertsearch.indexer.readers import check_paths_exist
+    from bertsearch.models.fast_encoding import indexing_encoder
     from bertsearch.models.loading import prepare_query_encoder
 
     check_paths_exist(paths)
@@ -329,8 +331,8 @@ def index_paths(
     else:
         store, encoder, chunking = open_index_for_writing(location, model_path, chunking, index_options)
         with store:
-            indexer = Indexer(store, encoder, chunking, progress, batch_passages=batch_passages,
-                              exclude=[location.index_dir], partition=partition)
+            indexer = Indexer(store, indexing_encoder(encoder, location.index_dir), chunking, progress,
+                              batch_passages=batch_passages, exclude=[location.index_dir], partition=partition)
             summary = indexer.index(list(paths), prune=prune)
     prepare_query_encoder(encoder)
     return summary

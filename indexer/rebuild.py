@@ -13,6 +13,7 @@ from typing import Any, Mapping, Sequence
 
 from bertsearch.errors import IndexMismatchError, IndexNotFoundError
 from bertsearch.models.encoder import Encoder
+from bertsearch.models.fast_encoding import indexing_encoder
 from bertsearch.models.loading import load_index_encoder
 from bertsearch.settings import WRITE_BATCH_PASSAGES, ChunkingSettings, IndexSettings
 from bertsearch.stores import StoreLocation, check_stageable, open_store, publish_store, stage_store
@@ -44,8 +45,8 @@ def rebuild_index(
     check_stageable(location)
     encoder, settings = rebuild_settings(location, model_path, chunking, index_options)
     with stage_store(location, settings) as staged:
-        indexer = Indexer(staged, encoder, settings.chunking, progress, batch_passages=batch_passages,
-                          exclude=[location.index_dir])
+        indexer = Indexer(staged, indexing_encoder(encoder, location.index_dir), settings.chunking, progress,
+                          batch_passages=batch_passages, exclude=[location.index_dir])
         summary = indexer.index(paths, prune=True)
         if summary.documents_failed == 0:
             publish_store(location, staged)

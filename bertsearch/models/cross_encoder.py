@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
 
 from bertsearch.device import Runtime, select_runtime
 from bertsearch.errors import ModelNotFoundError
+from bertsearch.models.loading import load_tokenizer
 from bertsearch.models.tracing import trace_without_gil
 
 # 20 is the temperature sentence-transformers trains MiniLM's cosine with: the head of an untrained reranker.
@@ -56,16 +57,6 @@ def load_network(folder: Path, scale: float = DEFAULT_SCALE, bias: float = 0.0) 
     except Exception as exc:  # transformers raises many types for a broken folder
         raise ModelNotFoundError(f"cannot load BERT weights from {folder}: {exc}") from exc
     return CrossEncoderNetwork(bert, scale, bias)
-
-
-def load_tokenizer(folder: Path) -> Any:
-    """The folder's transformers tokenizer (a fast one where the folder has tokenizer.json)."""
-    from transformers import AutoTokenizer
-
-    try:
-        return AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
-    except Exception as exc:
-        raise ModelNotFoundError(f"cannot load a tokenizer from {folder}: {exc}") from exc
 
 
 class CrossEncoder:

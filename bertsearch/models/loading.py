@@ -12,7 +12,7 @@ import hashlib
 import logging
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from bertsearch.device import query_engine
 from bertsearch.errors import IndexMismatchError, ModelNotFoundError
@@ -65,6 +65,16 @@ def model_fingerprint(folder: Path, extra: bytes = b"") -> str:
                 digest.update(block)
     digest.update(extra)
     return digest.hexdigest()[:16]
+
+
+def load_tokenizer(folder: Path) -> Any:
+    """The transformers tokenizer in `folder` (a fast one where the folder has tokenizer.json); it imports torch."""
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+    except Exception as exc:  # transformers raises many types for a broken folder
+        raise ModelNotFoundError(f"cannot load a tokenizer from {folder}: {exc}") from exc
 
 
 def load_index_encoder(recorded_path: str, fingerprint: str, override: str | Path | None = None) -> Encoder:

@@ -23,6 +23,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from bertsearch.models.base import CrossEncoderSpec, ModelInfo
+from bertsearch.models.batching import length_batches
 
 CACHE_ENV = "BERTSEARCH_CACHE_DIR"
 # Bumped whenever what is exported, or how, changes: forms of another format are written again.
@@ -32,6 +33,8 @@ TOKENIZER_FILE = "tokenizer.json"
 RECORD_FILE = "export.json"
 ENCODER = "encoder"
 CROSS_ENCODER = "cross-encoder"
+# The int8 forms: the fp32 form's matrix products quantised, weights per output channel (`onnx_export`).
+INT8 = "-int8"
 CROSS_ENCODER_BATCH = 32
 
 logger = logging.getLogger(__name__)
@@ -95,17 +98,24 @@ class LoadedForm:
     tokenizer: Any
 
 
-def open_encoder(fingerprint: str) -> OnnxEncoder | None:
-    """The ONNX form of the bi-encoder with `fingerprint`, checked; None if there is no usable one (with a note if
-    the model cannot have one, a warning if the form is damaged)."""
-    form = open_form(ENCODER, fingerprint)
-    return OnnxEncoder(form) if form is not None else None
+def open_encoder(fingerprint: str, kind: str = ENCODER, threads: int = 1,
+                 chunking_tokenizer: Any = None) -> OnnxEncoder | None:
+    """The ONNX form of the bi-encoder with `fingerprint` (`kind`: ENCODER, or ENCODER + INT8), checked; None if
+    there is no usable one (with a note if the model cannot have one, a warning if the form is damaged).
+    `threads`: 1 for queries (fastest for one text), the cores for passages. `chunking_tokenizer`: the model's
+    transformers tokenizer if the caller has it loaded (see `OnnxEncoder.tokenizer`)."""
+    form = open_form(kind, fingerprint, threads)
+    return OnnxEncoder(form, chunking_tokenizer) if form is not None else None
 
 
-def open_cross_encoder(spec: CrossEncoderSpec) -> OnnxCrossEncoder | None:
-    """The ONNX form of the cross-encoder `spec` names, as `open_encoder`."""
-    form = open_form(CROSS_ENCODER, spec.key)
+def open_cross_encoder(spec: CrossEncoderSpec, kind: str = CROSS_ENCODER) -> OnnxCrossEncoder | None:
+    """The ONNX form of the cross-encoder `spec` names, as `open_encoder`; it scores a query's pairs on every core."""
+    form = open_form(kind, spec.key, all_cores())
     return OnnxCrossEncoder(form) if form is not None else None
+
+
+def all_cores() -> int:
+    return max(1, min(4, os.cpu_count() or 1))
 
 
 def form_is_current(kind: str, key: str) -> bool:
@@ -120,7 +130,7 @@ def form_is_current(kind: str, key: str) -> bool:
         return False
 
 
-def open_form(kind: str, key: str) -> LoadedForm | None:
+def open_form(kind: str, key: str, threads: int = 1) -> LoadedForm | None:
     """The form of `kind` for `key` with its files checked against their record; None if there is none that is
     usable (a note if the model has none, a warning if the files are damaged)."""
     folder = form_dir(kind, key)
@@ -134,21 +144,20 @@ def open_form(kind: str, key: str) -> LoadedForm | None:
         model, tokenizer = (folder / MODEL_FILE).read_bytes(), (folder / TOKENIZER_FILE).read_bytes()
         if record.kind != kind or record.key != key or files_digest(model, tokenizer) != record.sha256:
             raise ValueError("its files do not match their record")
-        return LoadedForm(record, new_session(model, kind), _tokenizer(tokenizer))
+        return LoadedForm(record, new_session(model, threads), _tokenizer(tokenizer))
     except Exception as exc:  # noqa: BLE001 - a truncated or altered file fails in many ways; none may give a vector
         logger.warning("the ONNX form of %s in %s is damaged (%s): running it on torch and writing it again",
                        record.model_path, folder, exc)
         return None
 
 
-def new_session(model: bytes, kind: str) -> Any:
-    """An ONNX Runtime session of the serialized graph `model`, threaded for `kind`."""
+def new_session(model: bytes, threads: int = 1) -> Any:
+    """An ONNX Runtime session of the serialized graph `model` on `threads` threads."""
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
-    # One query's vector is fastest on one thread; a reranker's batch of pairs is worth both cores. Threads do not
-    # spin once a run ends: beside busy processes, spinning threads only take the cores from them.
-    options.intra_op_num_threads = 1 if kind == ENCODER else max(1, min(4, os.cpu_count() or 1))
+    # Threads do not spin once a run ends: beside busy processes, spinning threads only take the cores from them.
+    options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.log_severity_level = 3
@@ -173,25 +182,40 @@ def padded_rows(rows: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
 
 
 class OnnxEncoder:
-    """A bi-encoder's ONNX form: texts in, L2-normalised float32 vectors out, like `Encoder`'s."""
+    """A bi-encoder's ONNX form: texts in, L2-normalised float32 vectors out, batched as `Encoder` batches them
+    (a `TextEncoder`: it can index as well as search)."""
 
-    def __init__(self, form: LoadedForm) -> None:
+    def __init__(self, form: LoadedForm, chunking_tokenizer: Any = None) -> None:
         record = form.record
         self.record = record
         self.info = ModelInfo(path=record.model_path, fingerprint=record.key, dimensions=record.dimensions,
                               max_seq_length=record.max_length)
         self._session = form.session
         self._tokenizer = form.tokenizer  # truncates to the model's maximum length, as recorded when exported
+        self._chunking_tokenizer = chunking_tokenizer
 
-    def encode(self, texts: Sequence[str]) -> np.ndarray:
-        """Vectors of `texts`, shape (len(texts), dimensions); padded per call, for a few texts at a time."""
+    @property
+    def tokenizer(self) -> Any:
+        """The model's transformers tokenizer, for chunking documents (loaded on first use: queries need none)."""
+        if self._chunking_tokenizer is None:
+            from bertsearch.models.loading import load_tokenizer
+
+            self._chunking_tokenizer = load_tokenizer(Path(self.record.model_path))
+        return self._chunking_tokenizer
+
+    def encode(self, texts: Sequence[str], batch_size: int = 64, length_step: int | None = None) -> np.ndarray:
+        """Vectors of `texts`, shape (len(texts), dimensions), in length-sorted batches (see `length_batches`)."""
+        vectors = np.empty((len(texts), self.info.dimensions), dtype=np.float32)
         if not texts:
-            return np.zeros((0, self.info.dimensions), dtype=np.float32)
-        ids, mask = padded_rows([encoding.ids for encoding in self._tokenizer.encode_batch(list(texts))])
-        return self._session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
+            return vectors
+        token_ids = [encoding.ids for encoding in self._tokenizer.encode_batch(list(texts))]
+        for batch, _, _ in length_batches(token_ids, self.info.max_seq_length, batch_size, length_step):
+            ids, mask = padded_rows([token_ids[i] for i in batch])  # a graph takes any length: no bucket padding
+            vectors[batch] = self._session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
+        return vectors
 
     def encode_query(self, text: str) -> np.ndarray:
-        return self.encode([text])[0]
+        return self.encode([text], batch_size=1)[0]
 
 
 class OnnxCrossEncoder:

@@ -129,8 +129,9 @@ def test_a_model_that_cannot_be_exported_keeps_torch_and_is_not_tried_again(
     monkeypatch.setattr(torch.onnx, "export", refuse)
     with caplog.at_level(logging.INFO, logger="bertsearch"):
         assert not export_encoder(fp32_encoder)
+        tried = len(attempts)  # each exporter torch offers, once
         assert load_query_encoder("", fp32_encoder.info.fingerprint, loaded=fp32_encoder) is fp32_encoder
-    assert len(attempts) == 1
+    assert 1 <= tried <= 2 and len(attempts) == tried
     notes = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
     assert any("no ONNX form" in note and "an operator ONNX has no translation" in note for note in notes)
     record = json.loads((form_dir(ENCODER, fp32_encoder.info.fingerprint) / RECORD_FILE).read_text())
