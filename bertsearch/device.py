@@ -58,6 +58,7 @@ class CpuFeatures:
 
     flags: frozenset[str]
     architecture: str
+    model: str = ""
 
     @property
     def native_bf16(self) -> bool:
@@ -82,19 +83,24 @@ class CpuFeatures:
 
 
 def cpu_features(cpuinfo: Path = Path("/proc/cpuinfo")) -> CpuFeatures:
-    """The flags of this machine's first CPU (x86 `flags`, ARM `Features`); none where they cannot be read."""
+    """The flags and model name of this machine's first CPU (x86 `flags`, ARM `Features`); none where they cannot be
+    read."""
     import platform
 
-    flags: frozenset[str] = frozenset()
+    flags: frozenset[str] | None = None
+    model = ""
     try:
         for line in cpuinfo.read_text().splitlines():
             name, _, value = line.partition(":")
-            if name.strip() in ("flags", "Features"):
+            if name.strip() in ("flags", "Features") and flags is None:
                 flags = frozenset(value.split())
+            elif name.strip() in ("model name", "Model") and not model:
+                model = value.strip()
+            if flags is not None and model:
                 break
     except OSError:
         pass
-    return CpuFeatures(flags=flags, architecture=platform.machine())
+    return CpuFeatures(flags=flags or frozenset(), architecture=platform.machine(), model=model)
 
 
 def cpu_has_native_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
@@ -151,6 +157,14 @@ def encoding_path(device: str | None = None) -> EncodingPath:
     if override == "int8" or runtime.precision == "fp32":
         return EncodingPath("onnx", "cpu", "int8")
     return EncodingPath("torch", "cpu", runtime.precision)
+
+
+def query_path(engine: str | None = None) -> EncodingPath:
+    """How one-off commands encode queries: the ONNX form in fp32, or torch as `select_runtime` says."""
+    if (engine or query_engine()) == "onnx":
+        return EncodingPath("onnx", "cpu", "fp32")
+    runtime = select_runtime()
+    return EncodingPath("torch", runtime.device, runtime.precision)
 
 
 def query_engine() -> str:

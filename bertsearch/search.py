@@ -10,11 +10,15 @@ from typing import Callable, Sequence, cast
 
 import numpy as np
 
+from bertsearch.device import query_path
 from bertsearch.errors import InvalidQueryError
 from bertsearch.fusion import reciprocal_rank_fusion
 from bertsearch.models.base import QueryEncoder
+from bertsearch.models.faithfulness import check_index_encodings
 from bertsearch.models.loading import load_query_encoder
 from bertsearch.rerank import DEFAULT_RERANK_DEPTH, Reranker, configured_reranker
+from bertsearch.settings import read_encodings
+from bertsearch.text import has_lone_surrogate
 from bertsearch.stores import SearchFilter, Store, StoreLocation, open_store
 from bertsearch.types import Hit, HitScores, Mode, PassageHit
 
@@ -89,6 +93,8 @@ def validate_query(query: str, k: int, mode: str) -> str:
     text = query.strip()
     if not text:
         raise InvalidQueryError("the query is empty")
+    if has_lone_surrogate(text):  # bytes that are not UTF-8 (a command line's arguments) or a "\ud800" escape
+        raise InvalidQueryError("the query is not valid UTF-8 text")
     if len(text) > MAX_QUERY_CHARS:
         raise InvalidQueryError(f"the query is {len(text)} characters long; the limit is {MAX_QUERY_CHARS}")
     if mode not in MODES:
@@ -289,6 +295,7 @@ def open_searcher(
     store = open_store(location)
     settings = store.settings
     try:
+        check_index_encodings(read_encodings(index_dir), query_path(engine).describe())
         reranker, depth = configured_reranker(index_dir, reranker_path, force_reranker, rerank_depth, engine)
     except BaseException:
         store.close()

@@ -81,10 +81,6 @@ class EncodingRecord:
     mean_cosine: float | None = None
     bound: float | None = None
 
-    @property
-    def faithful(self) -> bool:
-        return self.min_cosine is None or self.bound is None or self.min_cosine >= self.bound
-
 
 def read_encodings(index_dir: Path) -> list[EncodingRecord]:
     """Every path that has written vectors into the index in `index_dir` (none recorded: an older index)."""

@@ -1,7 +1,7 @@
 """Whether a fast way of encoding stays faithful to the model: its vectors of a fixed sample against fp32 torch's.
 
 A path is taken only if every vector of the sample (`samples`: queries and passages of several kinds and lengths)
-has cosine >= MIN_INT8_COSINE with the fp32 model's. The bound comes from bench/bench_precision.py: on SciFact,
+has cosine >= MIN_PATH_COSINE with the fp32 model's. The bound comes from bench/bench_precision.py: on SciFact,
 document vectors whose worst cosine on this sample stays above it keep nDCG@10 of every pipeline within 0.005
 of an fp32 index (queries are encoded in fp32 by the ONNX form either way).
 """
@@ -13,11 +13,13 @@ from typing import Any
 
 import numpy as np
 
+from bertsearch.errors import IndexMismatchError
 from bertsearch.models import samples
 from bertsearch.models.base import TextEncoder
+from bertsearch.settings import EncodingRecord
 
 # The worst cosine to fp32 a path may have on the sample (see the module's docstring for where it comes from).
-MIN_INT8_COSINE = 0.99
+MIN_PATH_COSINE = 0.99
 
 
 @dataclass(frozen=True)
@@ -48,4 +50,16 @@ def check_path(fast: TextEncoder, reference: TextEncoder, path: str) -> PathChec
     texts = [*samples.QUERIES, *samples.PASSAGES]
     found = cosines(fast.encode(texts), reference.encode(texts))
     return PathCheck(path=path, texts=len(texts), min_cosine=round(float(found.min()), 6),
-                     mean_cosine=round(float(found.mean()), 6), bound=MIN_INT8_COSINE)
+                     mean_cosine=round(float(found.mean()), 6), bound=MIN_PATH_COSINE)
+
+
+def check_index_encodings(records: list[EncodingRecord], query_path: str) -> None:
+    """Queries encoded by `query_path` may search an index whose vectors other paths wrote only if each of those
+    paths was found faithful to fp32 by today's bound (`records`: the index's `settings.read_encodings`; fp32
+    paths and indexes from before paths were recorded carry no figures and pass). IndexMismatchError otherwise."""
+    for record in records:
+        if record.min_cosine is not None and record.min_cosine < MIN_PATH_COSINE:
+            raise IndexMismatchError(
+                f"this index holds vectors encoded by {record.path} (cosine {record.min_cosine:.5f} to fp32 on the "
+                f"check's sample, below {MIN_PATH_COSINE}), which queries encoded by {query_path} would not search "
+                "faithfully: rebuild the index in fp32 (BERTSEARCH_PRECISION=fp32)")

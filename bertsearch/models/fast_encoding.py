@@ -17,7 +17,7 @@ from bertsearch.device import PRECISION_ENV, EncodingPath, Runtime, cpu_features
 from bertsearch.errors import BertsearchError
 from bertsearch.models.base import TextEncoder
 from bertsearch.models.encoder import Encoder
-from bertsearch.models.faithfulness import PathCheck, check_path
+from bertsearch.models.faithfulness import MIN_PATH_COSINE, PathCheck, check_path
 from bertsearch.settings import EncodingRecord, read_encodings, record_encoding
 
 logger = logging.getLogger(__name__)
@@ -48,8 +48,12 @@ def indexing_encoder(encoder: Encoder, index_dir: Path | None = None,
             reason = record.failed if record is not None and record.failed else "no int8 form could be written"
             return _fall_back(encoder, path, reason, forced, index_dir)
         figures = lean.record.check
+        # Judged by today's bound, not the one the form was written under.
         check = PathCheck(path.describe(), figures["texts"], figures["min_cosine"], figures["mean_cosine"],
-                          figures["bound"])
+                          MIN_PATH_COSINE)
+        if not check.passed:
+            return _fall_back(encoder, path, f"its vectors differ from fp32 (cosine {check.min_cosine:.5f} < "
+                                             f"{check.bound})", forced, index_dir)
         chosen = lean
     elif path.precision != "fp32" and path.describe() not in recorded:
         check = check_path(encoder, Encoder(encoder.info.path, Runtime(encoder.runtime.device, "fp32")),

@@ -92,7 +92,7 @@ def export_int8_encoder(encoder: Encoder) -> bool:
     """Write the int8 form of `encoder`'s model (ENCODER + INT8): its fp32 form (written first if missing) with the
     matrix products' weights quantised per output channel, and activations per batch as it runs (ONNX Runtime's
     dynamic quantisation). Checked before it is recorded: every vector of the fixed sample (`samples`: queries
-    and passages of several kinds) must have cosine >= `faithfulness.MIN_INT8_COSINE` with the fp32 torch
+    and passages of several kinds) must have cosine >= `faithfulness.MIN_PATH_COSINE` with the fp32 torch
     model's (`faithfulness.check_path`). True if a checked int8 form is in place."""
     from bertsearch.models.faithfulness import check_path
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import sqlite3
@@ -181,6 +182,8 @@ def test_bad_query_inputs_fail_with_one_line(small_index: Path, tmp_path: Path) 
     fails_with("unknown mode 'fuzzy'", "query", "planets", "--index-dir", small_index, "--mode", "fuzzy")
     fails_with("k must be between", "query", "planets", "--index-dir", small_index, "-k", "0")
     fails_with("no index at", "query", "planets", "--index-dir", tmp_path / "nowhere")
+    # bytes that are not UTF-8 reach Python as lone surrogates, which no tokenizer or store takes
+    fails_with("not valid UTF-8", "query", os.fsdecode(b"caf\xe9 au lait"), "--index-dir", small_index)
 
 
 def test_bad_index_inputs_fail_with_one_line(small_index: Path, tmp_path: Path) -> None:
