@@ -10,6 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from bertsearch.device import share_cores_when_idle
+
+share_cores_when_idle()  # before anything loads torch, whose OpenMP runtime reads the policy once
+
 __all__ = ["BertsearchError", "Document", "Hit", "Index", "SearchResult", "__version__", "elasticsearch"]
 
 _HOMES = {"BertsearchError": "bertsearch.errors", "Document": "bertsearch.types", "Hit": "bertsearch.types",

@@ -27,6 +27,18 @@ ENGINE_ENV = "BERTSEARCH_ENGINE"
 ENGINES = ("onnx", "torch")
 
 
+def share_cores_when_idle() -> None:
+    """OpenMP threads (torch's) that finish their share of an op sleep at once instead of spinning for the next.
+
+    Spinning saves a wake-up when the process has the cores to itself; beside another busy process each spinning
+    thread holds a core the other one needs, and both slow down far more than by half (bench/bench_sharing.py:
+    two indexers each kept 0.44 of their alone speed with libgomp's default spinning, 0.65 without; alone within
+    the noise). Must run before torch is imported; an OMP_WAIT_POLICY or GOMP_SPINCOUNT of the user's wins.
+    """
+    if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
+        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+
+
 @dataclass(frozen=True)
 class Runtime:
     """Where torch models run and in which precision ("fp32", "fp16" or "bf16")."""
