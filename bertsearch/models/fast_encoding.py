@@ -12,10 +12,13 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from bertsearch.device import PRECISION_ENV, EncodingPath, Runtime, cpu_features, encoding_path
 from bertsearch.errors import BertsearchError
-from bertsearch.models.base import TextEncoder
+from bertsearch.models.base import ModelInfo, TextEncoder
 from bertsearch.models.encoder import Encoder
 from bertsearch.models.faithfulness import MIN_PATH_COSINE, PathCheck, check_path
 from bertsearch.settings import EncodingRecord, read_encodings, record_encoding
@@ -28,11 +31,46 @@ class UnfaithfulPathError(BertsearchError):
 
 
 def indexing_encoder(encoder: Encoder, index_dir: Path | None = None,
-                     path: EncodingPath | None = None) -> TextEncoder:
+                     path: EncodingPath | None = None) -> IndexingEncoder:
     """What encodes the passages of the index in `index_dir`: `encoder` itself, or the int8 ONNX form of its model,
-    as `path` (by default `encoding_path()`) says and its check allows; the path taken is recorded in the index
-    (checked once per index and path: an index that took it before is not checked again)."""
-    path = path or encoding_path(encoder.runtime.device)
+    as `path` (by default `encoding_path()`) says and its check allows (see `IndexingEncoder`)."""
+    return IndexingEncoder(encoder, index_dir, path or encoding_path(encoder.runtime.device))
+
+
+class IndexingEncoder:
+    """An index's passage encoder, chosen on the first passages it encodes: a run with nothing to encode pays for no
+    check and records no path. The path taken is recorded in the index (checked once per index and path: an index
+    that took it before is not checked again)."""
+
+    def __init__(self, encoder: Encoder, index_dir: Path | None, path: EncodingPath) -> None:
+        self._encoder, self._index_dir, self._path = encoder, index_dir, path
+        self._chosen: TextEncoder | None = None
+
+    @property
+    def tokenizer(self) -> Any:
+        return self._encoder.tokenizer
+
+    @property
+    def info(self) -> ModelInfo:
+        return self._encoder.info
+
+    @property
+    def chosen(self) -> TextEncoder:
+        """The encoder the path came to (checked and recorded now if it has not been yet)."""
+        if self._chosen is None:
+            self._chosen = _choose(self._encoder, self._index_dir, self._path)
+        return self._chosen
+
+    def encode(self, texts: list[str], batch_size: int = 64, length_step: int | None = None) -> np.ndarray:
+        if not texts:
+            return self._encoder.encode(texts)
+        return self.chosen.encode(texts, batch_size, length_step)
+
+    def encode_query(self, text: str) -> np.ndarray:
+        return self._encoder.encode_query(text)
+
+
+def _choose(encoder: Encoder, index_dir: Path | None, path: EncodingPath) -> TextEncoder:
     forced = os.environ.get(PRECISION_ENV, "").strip().lower() == path.precision
     recorded = {entry.path: entry for entry in read_encodings(index_dir)} if index_dir is not None else {}
     chosen: TextEncoder = encoder

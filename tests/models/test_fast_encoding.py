@@ -33,20 +33,23 @@ def int8_cache(tmp_path_factory: pytest.TempPathFactory, fp32_encoder: Encoder) 
     folder = tmp_path_factory.mktemp("int8-cache")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv(onnx_runtime.CACHE_ENV, str(folder))
-        indexing_encoder(fp32_encoder, None, INT8)
+        indexing_encoder(fp32_encoder, None, INT8).encode(["write the form"])
     return folder
 
 
 def test_the_int8_path_is_checked_recorded_and_close_to_fp32(int8_cache: Path, fp32_encoder: Encoder,
                                                              tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(onnx_runtime.CACHE_ENV, str(int8_cache))
-    chosen = indexing_encoder(fp32_encoder, tmp_path, INT8)
+    encoder = indexing_encoder(fp32_encoder, tmp_path, INT8)
+    assert read_encodings(tmp_path) == []  # nothing encoded yet: nothing checked or recorded
+    vectors = encoder.encode(TEXTS)
+    chosen = encoder.chosen
     assert isinstance(chosen, OnnxEncoder)
     [record] = read_encodings(tmp_path)
     assert record.path == "onnx int8 on cpu" and record.bound == MIN_PATH_COSINE
     assert record.min_cosine is not None and MIN_PATH_COSINE <= record.min_cosine <= record.mean_cosine <= 1
     # texts the check never saw stay as close
-    assert cosines(chosen.encode(TEXTS), fp32_encoder.encode(TEXTS)).min() >= MIN_PATH_COSINE
+    assert cosines(vectors, fp32_encoder.encode(TEXTS)).min() >= MIN_PATH_COSINE
 
 
 def test_a_path_below_todays_bound_gives_way_to_fp32_with_one_warning(int8_cache: Path, fp32_encoder: Encoder,
@@ -56,7 +59,7 @@ def test_a_path_below_todays_bound_gives_way_to_fp32_with_one_warning(int8_cache
     monkeypatch.setattr(fast_encoding, "MIN_PATH_COSINE", 0.999999)
     monkeypatch.delenv(PRECISION_ENV, raising=False)
     with caplog.at_level(logging.WARNING):
-        chosen = indexing_encoder(fp32_encoder, tmp_path, INT8)
+        chosen = indexing_encoder(fp32_encoder, tmp_path, INT8).chosen
     assert isinstance(chosen, Encoder) and chosen.runtime.precision == "fp32"
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == [
         caplog.records[-1].getMessage()] and "encoding in fp32" in caplog.records[-1].getMessage()
@@ -69,7 +72,7 @@ def test_a_path_asked_for_that_fails_its_check_is_an_error(int8_cache: Path, fp3
     monkeypatch.setattr(fast_encoding, "MIN_PATH_COSINE", 0.999999)
     monkeypatch.setenv(PRECISION_ENV, "int8")
     with pytest.raises(UnfaithfulPathError, match="onnx int8 on cpu cannot encode this model faithfully"):
-        indexing_encoder(fp32_encoder, tmp_path, INT8)
+        indexing_encoder(fp32_encoder, tmp_path, INT8).encode(TEXTS)
     assert read_encodings(tmp_path) == []
 
 
