@@ -202,7 +202,7 @@ class Reranker:
         ce = self.scorer.score(query, [passage_text(h.title, h.passage) for h in hits])
         final = blend(ce, self.weight)
         reranked = []
-        for hit, ce_score, score in zip(hits, ce, final):
+        for hit, ce_score, score in zip(hits, ce, final, strict=True):
             scores = hit.scores.reranked(first_stage=hit.score, rerank=float(ce_score), blend=float(score))
             reranked.append(Hit(doc_id=hit.doc_id, score=float(score), title=hit.title, passage=hit.passage,
                                 passage_position=hit.passage_position, source=hit.source, scores=scores))
@@ -229,7 +229,9 @@ def read_index_reranker(index_dir: Path) -> IndexRerankerConfig | None:
         raise RerankerError(f"unreadable reranker setting {path}: {exc}") from exc
 
 
-def use_reranker(index_dir: Path, folder: Path, force: bool = False, depth: int = DEFAULT_RERANK_DEPTH) -> RerankerMetadata:
+def use_reranker(
+    index_dir: Path, folder: Path, force: bool = False, depth: int = DEFAULT_RERANK_DEPTH
+) -> RerankerMetadata:
     """Record `folder` as the index's reranker after checking it is usable, and write the ONNX form its queries will
     load (`prepare_query_reranker`); returns its metadata."""
     from bertsearch.settings import read_settings

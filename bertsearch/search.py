@@ -6,7 +6,8 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence, cast
+from collections.abc import Callable, Sequence
+from typing import cast
 
 import numpy as np
 
@@ -289,7 +290,8 @@ def open_searcher(
     store = open_store(location)
     settings = store.settings
     try:
-        reranker, depth = configured_reranker(index_dir, reranker_path, force_reranker, rerank_depth, engine)
+        path = Path(reranker_path) if reranker_path is not None else None
+        reranker, depth = configured_reranker(index_dir, path, force_reranker, rerank_depth, engine)
     except BaseException:
         store.close()
         raise

@@ -25,7 +25,8 @@ def default_index_dir() -> Path:
 
 @dataclass(frozen=True)
 class ChunkingSettings:
-    """Passages hold at most `max_tokens` word pieces (title included) and repeat `overlap_tokens` of the previous one."""
+    """Passages hold at most `max_tokens` word pieces (title included) and repeat `overlap_tokens` of the previous
+    one."""
 
     max_tokens: int = 256
     overlap_tokens: int = 48
@@ -47,7 +48,7 @@ class IndexSettings:
         return asdict(self)
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "IndexSettings":
+    def from_json(cls, data: dict[str, Any]) -> IndexSettings:
         data = dict(data)
         data["chunking"] = ChunkingSettings(**data.get("chunking", {}))
         return cls(**data)

@@ -135,7 +135,8 @@ def index(paths: tuple[Path, ...], index_dir: Path | None, model_path: Path | No
     if summary.documents_failed:
         first = summary.failed[0]
         outcome = ("the rebuild was not swapped in, queries still use the old index; fix the cause and re-run to "
-                   "resume it") if rebuild else "they are not counted as indexed; fix the cause and re-run to retry them"
+                   "resume it") if rebuild else ("they are not counted as indexed; fix the cause and re-run to "
+                                                 "retry them")
         raise BertsearchError(f"{summary.documents_failed} document(s) not stored, first {first['doc_id']!r}: "
                               f"{first['reason']}; {outcome}")
 
@@ -272,12 +273,15 @@ def eval_command(dataset_dir: Path, split: str, index_dir: Path | None, pipeline
 @click.option("--pairs", "pairs_path", type=click.Path(path_type=Path),
               help="JSONL/TSV of (query, passage, label 0/1) or (query, positive, negative).")
 @index_dir_option
-@click.option("--queries", "queries_path", type=click.Path(path_type=Path), help="BEIR queries (JSONL) or TSV id, text.")
+@click.option("--queries", "queries_path", type=click.Path(path_type=Path),
+              help="BEIR queries (JSONL) or TSV id, text.")
 @click.option("--qrels", "qrels_path", type=click.Path(path_type=Path), help="BEIR qrels TSV: positives for --queries.")
 @click.option("--self-supervised", is_flag=True,
               help="Pseudo-queries from the indexed documents (a title or sentence for the rest of its document).")
-@click.option("--output", type=click.Path(file_okay=False, path_type=Path), required=True, help="Model folder to write.")
-@click.option("--base", type=click.Path(path_type=Path), help="BERT weights to start from [default: the default model].")
+@click.option("--output", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Model folder to write.")
+@click.option("--base", type=click.Path(path_type=Path),
+              help="BERT weights to start from [default: the default model].")
 @click.option("--epochs", type=click.FloatRange(0.01, 100), default=None,
               help="Passes over the training queries [default: 3 for judgments and pairs, 1 for --self-supervised, "
                    "whose 2,000 pseudo-queries make about as many steps].")
@@ -295,7 +299,8 @@ def eval_command(dataset_dir: Path, split: str, index_dir: Path | None, pipeline
 @click.option("--eval-every", type=click.IntRange(1), help="Validate every N steps [default: 4 times per run].")
 @json_option
 def train_reranker(pairs_path: Path | None, index_dir: Path | None, queries_path: Path | None,
-                   qrels_path: Path | None, self_supervised: bool, output: Path, base: Path | None, epochs: float | None,
+                   qrels_path: Path | None, self_supervised: bool, output: Path, base: Path | None,
+                   epochs: float | None,
                    max_steps: int | None, groups_per_step: int, negatives: int, learning_rate: float,
                    max_length: int, validation_queries: int, max_documents: int, eval_every: int | None,
                    as_json: bool) -> None:
@@ -356,7 +361,8 @@ def reranker() -> None:
 @reranker.command(name="use")
 @click.argument("path", type=click.Path(path_type=Path))
 @index_dir_option
-@click.option("--depth", type=click.IntRange(1, 1000), default=20, show_default=True, help="First-stage hits to rerank.")
+@click.option("--depth", type=click.IntRange(1, 1000), default=20, show_default=True,
+              help="First-stage hits to rerank.")
 @click.option("--force", is_flag=True, help="Use it even if its check says it does not help.")
 def reranker_use(path: Path, index_dir: Path | None, depth: int, force: bool) -> None:
     """Rerank this index's queries with the reranker at PATH."""

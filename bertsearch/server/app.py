@@ -11,7 +11,8 @@ import contextlib
 import logging
 import uuid
 from pathlib import Path
-from typing import Any, AsyncIterator
+from collections.abc import AsyncIterator
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -80,7 +81,8 @@ def _add_error_handlers(app: FastAPI) -> None:
                    "type": e.get("type", "")} for e in exc.errors()]
         first = detail[0] if detail else {"loc": [], "msg": "invalid request"}
         where = ".".join(str(part) for part in first["loc"] if part != "body")
-        return _error(422, f"{where}: {first['msg']}" if where else first["msg"], detail=detail)
+        message = str(first["msg"])
+        return _error(422, f"{where}: {message}" if where else message, detail=detail)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -22,8 +22,9 @@ import threading
 import time
 from collections import deque
 from concurrent.futures import Future
+from collections.abc import Callable, Sequence
 from concurrent.futures import TimeoutError as FutureTimeout
-from typing import Callable, Sequence, TypeVar
+from typing import TypeVar
 
 import numpy as np
 
@@ -166,13 +167,13 @@ class InferenceWorker:
         try:
             texts = [text for text, _ in live]
             vectors = self.encoder.encode_queries(texts)
-        except BaseException as exc:  # handed to every waiting request, which reports it
+        except BaseException as exc:  # noqa: BLE001 - handed to every waiting request, which reports it
             for _, future in live:
                 future.set_exception(exc)
             return
         self.query_batches += 1
         self.queries_encoded += len(live)
-        for (_, future), vector in zip(live, vectors):
+        for (_, future), vector in zip(live, vectors, strict=True):
             future.set_result(vector)
 
 
@@ -185,7 +186,7 @@ def _run_job(function: Callable[[], object], future: Future) -> None:
         return
     try:
         future.set_result(function())
-    except BaseException as exc:  # handed to the waiting request, which reports it
+    except BaseException as exc:  # noqa: BLE001 - handed to the waiting request, which reports it
         future.set_exception(exc)
 
 

@@ -8,13 +8,15 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import TypeVar
 
 import numpy as np
 
 from bertsearch.errors import BertsearchError
 from bertsearch.indexer.pipeline import Indexer, IndexSummary
+from bertsearch.models.encoder import Encoder
 from bertsearch.querylog import BackgroundQueryLog, open_query_log, query_event
 from bertsearch.querystats import QueryStats, compute_query_stats, read_query_stats
 from bertsearch.search import PendingSearch, SearchResult, Searcher, ms_since, open_searcher
@@ -66,6 +68,8 @@ class SearchService:
         self.store = loaded.store
         try:
             encoder = loaded.encoder  # loads and checks the model now, not on the first request
+            if not isinstance(encoder, Encoder):
+                raise TypeError(f"the worker batches queries on a torch Encoder, not a {type(encoder).__name__}")
             reranker = loaded.reranker
             self.worker = InferenceWorker(encoder, max_pending=settings.max_pending_queries)
         except BaseException:

@@ -48,7 +48,7 @@ class StoreLocation:
 
     index_dir: Path
     backend: str = "embedded"
-    elasticsearch: "ElasticsearchConnection | None" = None
+    elasticsearch: ElasticsearchConnection | None = None
     es_index: str = DEFAULT_ES_INDEX
 
     def describe(self) -> str:
@@ -135,7 +135,7 @@ def create_store(location: StoreLocation | Path, settings: IndexSettings) -> Sto
     return EmbeddedStore.create(location.index_dir, settings)
 
 
-def repair_store(location: StoreLocation) -> "StoreRepair | None":
+def repair_store(location: StoreLocation) -> StoreRepair | None:
     """If the embedded index at `location` has a damaged database, set it aside and start an empty one that keeps
     every vector still readable for re-indexing to reuse (see `EmbeddedStore.repair`); None if it is sound."""
     if location.backend != "embedded":
