@@ -46,7 +46,18 @@ class RerankerError(BertsearchError):
 
 
 class RerankerRejectedError(RerankerError):
-    """The reranker lost to first-stage retrieval on its validation queries."""
+    """The reranker in `folder` lost to first-stage retrieval on its validation queries (`check`), or was never
+    checked (`check` is None)."""
+
+    def __init__(self, folder: Path, check: RerankCheck | None) -> None:
+        if check is None:
+            message = f"reranker {folder} was never checked against first-stage retrieval (trained without an index)"
+        else:
+            message = (f"reranker {folder} does not improve on first-stage retrieval (validation nDCG@10 "
+                       f"{check.first_stage:.3f} alone, {check.blend:.3f} with it)")
+        super().__init__(message)
+        self.folder = folder
+        self.check = check
 
 
 @dataclass(frozen=True)
@@ -108,17 +119,8 @@ def check_usable(folder: Path, metadata: RerankerMetadata, force: bool) -> None:
     """Refuse a reranker that was never checked against, or lost to, the first stage unless `force`."""
     if force:
         return
-    check = metadata.check
-    if check is None:
-        raise RerankerRejectedError(
-            f"reranker {folder} was never checked against first-stage retrieval (trained without an index); "
-            "use --force to use it anyway"
-        )
-    if not check.helps:
-        raise RerankerRejectedError(
-            f"reranker {folder} does not improve on first-stage retrieval (validation nDCG@10 "
-            f"{check.first_stage:.3f} alone, {check.blend:.3f} with it); use --force to use it anyway"
-        )
+    if metadata.check is None or not metadata.check.helps:
+        raise RerankerRejectedError(folder, metadata.check)
 
 
 def blend(ce_scores: np.ndarray, weight: float) -> np.ndarray:

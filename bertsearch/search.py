@@ -11,7 +11,7 @@ from typing import cast
 
 import numpy as np
 
-from bertsearch.errors import InvalidQueryError
+from bertsearch.errors import InvalidQueryError, NoRerankerError
 from bertsearch.fusion import reciprocal_rank_fusion
 from bertsearch.models.base import QueryEncoder
 from bertsearch.models.loading import load_query_encoder
@@ -165,7 +165,7 @@ class Searcher:
         began = time.perf_counter()
         text = validate_query(query, k, mode)
         if rerank and not self.has_reranker:
-            raise InvalidQueryError("no reranker configured: run `bertsearch reranker use PATH` or pass --reranker")
+            raise NoRerankerError("no reranker configured for this index")
         reranking = self.has_reranker if rerank is None else rerank
         retrieve_k = max(k, self.rerank_depth) if reranking else k
         depth = max(retrieve_k, FUSION_DEPTH) if mode == "hybrid" else retrieve_k

@@ -58,12 +58,12 @@ class IndexSettings:
         if model_fingerprint != self.model_fingerprint:
             raise IndexMismatchError(
                 f"this index was built with another model ({self.model_path}, fingerprint "
-                f"{self.model_fingerprint}); use that model or a new --index-dir"
+                f"{self.model_fingerprint})", differs="model"
             )
         if chunking is not None and chunking != self.chunking:
             raise IndexMismatchError(
                 f"this index was built with chunking {asdict(self.chunking)}; "
-                f"got {asdict(chunking)}: use the same settings or a new --index-dir"
+                f"got {asdict(chunking)}", differs="chunking"
             )
 
 
@@ -111,7 +111,7 @@ def read_settings(index_dir: Path) -> IndexSettings:
     """The settings recorded in `index_dir`, or IndexNotFoundError."""
     manifest = index_dir / MANIFEST_NAME
     if not manifest.is_file():
-        raise IndexNotFoundError(f"no index at {index_dir} (run `bertsearch index PATH --index-dir {index_dir}` first)")
+        raise IndexNotFoundError(f"no index at {index_dir}", index_dir=str(index_dir))
     try:
         return IndexSettings.from_json(json.loads(manifest.read_text()))
     except (ValueError, TypeError) as exc:

@@ -15,8 +15,9 @@ from bertsearch.stores import VECTOR_INDEX_TYPES
 from bertsearch.rerank import DEFAULT_MAX_LENGTH
 from bertsearch.search import MODES, SearchResult
 from bertsearch.cli.observe import dashboards, log_cli_query, stats
+from bertsearch.cli.errors import error_line
 from bertsearch.cli.options import PARTITION, Partition, backend_options, index_dir_option, json_option, \
-    location_from, remedy
+    location_from
 from bertsearch.cli.options import pop_backend_args as _backend_args, print_json as _print_json
 from bertsearch.cli.serve import serve
 
@@ -393,7 +394,7 @@ def main() -> None:
         click.echo(f"error: {exc.format_message()}", err=True)
         sys.exit(exc.exit_code)
     except BertsearchError as exc:
-        click.echo(f"error: {exc}{remedy(exc)}", err=True)
+        click.echo(error_line(exc), err=True)
         sys.exit(1)
 
 

@@ -8,7 +8,6 @@ from pathlib import Path
 import click
 from click.core import ParameterSource
 
-from bertsearch.errors import BertsearchError, DamagedIndexError
 from bertsearch.indexer.partition import Partition, parse_partition
 from bertsearch.settings import default_index_dir
 from bertsearch.stores import BACKENDS, StoreLocation, resolve_location
@@ -121,10 +120,3 @@ def pop_backend_args(kwargs: dict) -> dict:
 def print_json(data: object) -> None:
     click.echo(json.dumps(data, ensure_ascii=False, indent=2))
 
-
-def remedy(exc: BertsearchError) -> str:
-    """The command that fixes `exc`, where there is one, to follow its message."""
-    if isinstance(exc, DamagedIndexError):
-        return (f"; rebuild it from the indexed files with `bertsearch index PATH... --index-dir {exc.index_dir} "
-                "--repair` (the damaged file is kept)")
-    return ""

@@ -35,8 +35,8 @@ class KibanaConnection:
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise BertsearchError(f"Kibana URL must look like http(s)://host:port, got {self.url!r}")
         if parts.username or parts.password:
-            raise BertsearchError("put Kibana credentials in --kibana-username/--kibana-password or --kibana-api-key, "
-                                  "not in the URL")
+            raise BertsearchError("Kibana credentials belong in the username and password or the API key, "
+                                  "not in the URL", settings=("username", "password", "api_key"))
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from bertsearch.errors import (
     IndexMismatchError,
     IndexNotFoundError,
     InvalidQueryError,
+    NoRerankerError,
     ReadOnlyIndexError,
 )
 from bertsearch.server.batching import WorkerBusyError
@@ -90,6 +91,8 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(InvalidQueryError)
     async def invalid_query(request: Request, exc: InvalidQueryError) -> JSONResponse:
+        if isinstance(exc, NoRerankerError):
+            return _error(400, f'{exc}: send "rerank": false, or leave it out', field="rerank")
         return _error(400, str(exc))
 
     @app.exception_handler(WorkerBusyError)

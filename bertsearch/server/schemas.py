@@ -161,5 +161,6 @@ class ReadyResponse(BaseModel):
 
 class ErrorResponse(BaseModel):
     error: str
+    field: str | None = Field(None, description="The request field to change, when one can fix the error.")
     detail: list[dict] | None = None
     request_id: str | None = None

@@ -81,7 +81,7 @@ def resolve_location(
     options = recorded.backend_options if recorded and recorded.backend == "elasticsearch" else {}
     url = es_url or options.get("url")
     if not url:
-        raise BertsearchError("the elasticsearch backend needs --es-url or BERTSEARCH_ES_URL")
+        raise BertsearchError("the elasticsearch backend needs an Elasticsearch URL", settings=("es_url",))
     from bertsearch.stores.elasticsearch import ElasticsearchConnection
 
     connection = ElasticsearchConnection(
@@ -149,7 +149,8 @@ def check_stageable(location: StoreLocation) -> None:
     """Refuse, before any work, a location whose backend cannot build a new index beside the live one."""
     if location.backend != "elasticsearch":
         raise BertsearchError(
-            "--rebuild needs the elasticsearch backend; for the embedded store, index into a new --index-dir"
+            "a rebuild needs the elasticsearch backend; for the embedded store, index into a new folder",
+            settings=("rebuild", "index_dir"),
         )
 
 
