@@ -33,8 +33,8 @@ from bertsearch.types import Hit, passage_text
 METADATA_NAME = "bertsearch-reranker.json"
 # Recorded in an index folder by `bertsearch reranker use`.
 INDEX_RERANKER_NAME = "reranker.json"
-# Rerank this many first-stage hits by default: the depth the training check validates the blend at, and
-# the latency a 2-core CPU can afford (N=50 costs ~2.5x N=20; bench/bench_rerank.py).
+# Rerank this many first-stage hits by default: the depth the training check validates the blend at; a query's
+# reranking cost grows with it (N=50 costs ~2.5x N=20, bench/bench_rerank.py).
 DEFAULT_RERANK_DEPTH = 20
 # Word pieces of query and passage together: what every SciFact measurement in the README used. A reranked
 # passage keeps its first ~165 word pieces; cost grows with the length.

@@ -38,7 +38,8 @@ T = TypeVar("T")
 
 # Queries per forward pass: more would lengthen every query's wait without making the pass cheaper per query.
 MAX_QUERY_BATCH = 16
-# Texts per bulk chunk: ~0.3 s of encoding for full 256-token passages on one core.
+# Texts per bulk chunk: a query waits behind at most one chunk, ~0.3 s of encoding of full 256-token passages on
+# the worker's one thread.
 BULK_CHUNK_TEXTS = 8
 
 
@@ -138,7 +139,7 @@ class InferenceWorker:
     def _run(self) -> None:
         import torch
 
-        # One thread: two would spin-wait against the request threads for the same two cores.
+        # One thread: more would spin-wait against the request threads for the same cores.
         torch.set_num_threads(1)
         while True:
             with self._condition:

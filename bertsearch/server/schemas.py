@@ -10,7 +10,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from bertsearch.text import has_lone_surrogate
 
 # Limits: a search asks for at most MAX_K hits; a document holds at most MAX_DOCUMENT_CHARS characters
-# (~250 passages, ~15 s of encoding on one core); a write carries at most MAX_DOCUMENTS_PER_REQUEST
+# (~250 passages, which holds the encoder for seconds, not minutes); a write carries at most MAX_DOCUMENTS_PER_REQUEST
 # documents; an embeddings request at most MAX_EMBEDDING_TEXTS texts of MAX_EMBEDDING_CHARS characters.
 MAX_K = 100
 MAX_QUERY_CHARS = 2_000

@@ -87,7 +87,7 @@ class SearchService:
         self.indexer = Indexer(self.store, WorkerEncoder(self.worker, settings.write_timeout),
                                self.store.settings.chunking)
         # One thread runs the searches of a store whose vector search takes a lock: more only queue on it and
-        # contend for the GIL (measured on the embedded store: a pool of 8 was slower for dense and hybrid).
+        # contend for the GIL, which makes dense and hybrid searches slower, not faster.
         self._search_thread = (
             ThreadPoolExecutor(1, thread_name_prefix="search") if not self.store.concurrent_reads else None
         )
