@@ -196,7 +196,7 @@ class WorkerEncoder:
     the worker. Its tokenizer, used by the indexer to chunk documents in a request thread, is a copy: a fast
     tokenizer must not be used by two threads at once, and the worker's is busy encoding."""
 
-    def __init__(self, worker: InferenceWorker, timeout: float) -> None:  # noqa: D107 - see the class docstring
+    def __init__(self, worker: InferenceWorker, timeout: float) -> None:
         self.worker = worker
         self.timeout = timeout
         self.info = worker.encoder.info
@@ -216,7 +216,7 @@ class WorkerEncoder:
 class WorkerReranker(Reranker):
     """A loaded reranker whose scoring runs on the worker; shares the loaded one's weights (no second load)."""
 
-    def __init__(self, worker: InferenceWorker, reranker: Reranker, timeout: float) -> None:  # noqa: D107
+    def __init__(self, worker: InferenceWorker, reranker: Reranker, timeout: float) -> None:
         # Like the encoder's: request threads run Python beside its forward passes.
         assert isinstance(reranker.scorer, CrossEncoder), "a server's reranker runs on torch"
         reranker.scorer.release_gil()
