@@ -10,8 +10,8 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from pathlib import Path
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request

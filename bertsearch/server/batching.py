@@ -21,8 +21,8 @@ import copy
 import threading
 import time
 from collections import deque
-from concurrent.futures import Future
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import TypeVar
 
