@@ -98,14 +98,16 @@ def load_beir(folder: Path, split: str = "test") -> BeirDataset:
     every_query = read_queries(find_file(folder, "queries"))
     missing = set(qrels) - set(every_query)
     if missing:
-        raise DatasetError(f"{len(missing)} judged queries are missing from the queries file (e.g. {sorted(missing)[0]})")
+        raise DatasetError(
+            f"{len(missing)} judged queries are missing from the queries file (e.g. {sorted(missing)[0]})"
+        )
     queries = {query_id: text for query_id, text in every_query.items() if query_id in qrels}
     return BeirDataset(name=folder.resolve().name, corpus_path=corpus, queries=queries, qrels=qrels)
 
 
 def read_corpus(path: Path, limit: int | None = None) -> list[dict[str, str]]:
     """The first `limit` (all, if None) records of a BEIR corpus file, as `_id`, `title` and `text`."""
-    records = []
+    records: list[dict[str, str]] = []
     with open_text(Path(path)) as handle:
         for line in handle:
             if limit is not None and len(records) >= limit:

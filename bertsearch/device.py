@@ -14,9 +14,9 @@ from __future__ import annotations
 import contextlib
 import os
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, ContextManager
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import torch
@@ -53,7 +53,7 @@ class Runtime:
 
         return {"fp16": torch.float16, "bf16": torch.bfloat16}.get(self.precision, torch.float32)
 
-    def autocast(self) -> ContextManager[object]:
+    def autocast(self) -> contextlib.AbstractContextManager[object]:
         """Mixed precision for inference: fp16 on CUDA; bf16 on CPUs with native bf16 matmul."""
         import torch
 
@@ -120,7 +120,7 @@ def cpu_has_native_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
     return cpu_features(cpuinfo).native_bf16
 
 
-@lru_cache(maxsize=None)
+@cache
 def select_runtime(device: str | None = None) -> Runtime:
     """CUDA with fp16 when present, else CPU with bf16 where native, else fp32.
 

@@ -1,16 +1,48 @@
-"""One exception family for failures a user can fix; the CLI prints them as one line."""
+"""One exception family for failures a user can fix; the CLI prints them as one line, the server as a 4xx or 503.
+
+Messages say what is wrong in the library's terms. What a user can do about it is named by typed fields (the
+parameters that can put it right, what differs), which each front end words in its own vocabulary: the CLI as
+flags (`cli/errors.py`), the HTTP API as its request fields (`bertsearch/server/app.py`).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
 
 
 class BertsearchError(Exception):
-    """A user-facing failure: bad input, missing index, unreachable service."""
+    """A user-facing failure: bad input, missing index, unreachable service.
+
+    `settings` names the parameters (of `resolve_location`, `ChunkingSettings`, `KibanaConnection`...) whose value
+    can put it right, if any.
+    """
+
+    def __init__(self, message: str = "", *, settings: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.settings = settings
 
 
 class IndexNotFoundError(BertsearchError):
-    """No index exists where one was asked for."""
+    """No index exists where one was asked for; `index_dir` is the folder, where the index would be one."""
+
+    def __init__(self, message: str, *, index_dir: str | None = None) -> None:
+        super().__init__(message)
+        self.index_dir = index_dir
+
+
+Difference = Literal["model", "chunking", "layout", "format", ""]
 
 
 class IndexMismatchError(BertsearchError):
-    """The index was built with another model or other settings than those in use."""
+    """The index was built with another model or other settings than those in use.
+
+    `differs` says what: the "model", the "chunking", the "layout" (an Elasticsearch index's vector index type,
+    shards, replicas), the "format" (made by an older bertsearch), or "" (not a bertsearch index, unreadable).
+    """
+
+    def __init__(self, message: str, *, differs: Difference = "") -> None:
+        super().__init__(message)
+        self.differs = differs
 
 
 class ModelNotFoundError(BertsearchError):
@@ -19,6 +51,10 @@ class ModelNotFoundError(BertsearchError):
 
 class InvalidQueryError(BertsearchError):
     """A query that cannot be run: empty text, unknown mode, bad k."""
+
+
+class NoRerankerError(InvalidQueryError):
+    """A query asked to be reranked on an index that has no reranker."""
 
 
 class DatasetError(BertsearchError):

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING
 
 import ir_measures
 import numpy as np
@@ -14,6 +15,7 @@ from ir_measures import R, RR, nDCG
 from bertsearch.beir import BeirDataset
 from bertsearch.errors import BertsearchError
 from bertsearch.search import MODES, Searcher, ms_since
+from bertsearch.settings import default_index_dir
 
 if TYPE_CHECKING:
     from bertsearch.indexer.pipeline import IndexSummary
@@ -77,6 +79,22 @@ def evaluate(
         results[pipeline] = metrics
     return results
 
+
+
+def parse_pipelines(text: str) -> list[str]:
+    """The pipelines a comma-separated list names, blanks dropped; `evaluate_dataset` refuses unknown ones."""
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
+def eval_index_dir(dataset: BeirDataset, root: Path | None = None) -> Path:
+    """Where an evaluation of `dataset` indexes its corpus by default: `eval/NAME` under `root` (by default the
+    default index folder), beside, never in, the index a user searches."""
+    return (root or default_index_dir()) / "eval" / dataset.name
+
+
+def eval_index_name(dataset: BeirDataset) -> str:
+    """The Elasticsearch index an evaluation of `dataset` uses by default, for the same reason."""
+    return f"bertsearch-eval-{dataset.name.lower()}"
 
 
 @dataclass(frozen=True)

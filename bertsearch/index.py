@@ -27,7 +27,7 @@ from bertsearch.types import Document
 
 if TYPE_CHECKING:
     from bertsearch.indexer.pipeline import IndexSummary
-    from bertsearch.models.base import TextEncoder
+    from bertsearch.models.encoder import Encoder
 
 Location = str | os.PathLike | StoreLocation
 
@@ -49,7 +49,7 @@ class Index:
         """Use `Index.open` or `Index.create`."""
         self.location = location
         self._searcher: Searcher = open_searcher(location)
-        self._encoder: TextEncoder | None = None
+        self._encoder: Encoder | None = None
 
     @classmethod
     def open(cls, location: Location) -> Index:
@@ -99,7 +99,7 @@ class Index:
         if documents:
             summary = indexer.index_documents(documents)
         else:
-            paths = [Path(item) for item in listed]
+            paths = [Path(item) for item in listed if not isinstance(item, Document)]
             check_paths_exist(paths)
             summary = indexer.index(paths, prune=prune)
         prepare_query_encoder(self._encoder)

@@ -33,8 +33,8 @@ from bertsearch.types import Hit, passage_text
 METADATA_NAME = "bertsearch-reranker.json"
 # Recorded in an index folder by `bertsearch reranker use`.
 INDEX_RERANKER_NAME = "reranker.json"
-# Rerank this many first-stage hits by default: the depth the training check validates the blend at, and
-# the latency a 2-core CPU can afford (N=50 costs ~2.5x N=20; bench/bench_rerank.py).
+# Rerank this many first-stage hits by default: the depth the training check validates the blend at; a query's
+# reranking cost grows with it (N=50 costs ~2.5x N=20, bench/bench_rerank.py).
 DEFAULT_RERANK_DEPTH = 20
 # Word pieces of query and passage together: what every SciFact measurement in the README used. A reranked
 # passage keeps its first ~165 word pieces; cost grows with the length.
@@ -46,7 +46,18 @@ class RerankerError(BertsearchError):
 
 
 class RerankerRejectedError(RerankerError):
-    """The reranker lost to first-stage retrieval on its validation queries."""
+    """The reranker in `folder` lost to first-stage retrieval on its validation queries (`check`), or was never
+    checked (`check` is None)."""
+
+    def __init__(self, folder: Path, check: RerankCheck | None) -> None:
+        if check is None:
+            message = f"reranker {folder} was never checked against first-stage retrieval (trained without an index)"
+        else:
+            message = (f"reranker {folder} does not improve on first-stage retrieval (validation nDCG@10 "
+                       f"{check.first_stage:.3f} alone, {check.blend:.3f} with it)")
+        super().__init__(message)
+        self.folder = folder
+        self.check = check
 
 
 @dataclass(frozen=True)
@@ -108,17 +119,8 @@ def check_usable(folder: Path, metadata: RerankerMetadata, force: bool) -> None:
     """Refuse a reranker that was never checked against, or lost to, the first stage unless `force`."""
     if force:
         return
-    check = metadata.check
-    if check is None:
-        raise RerankerRejectedError(
-            f"reranker {folder} was never checked against first-stage retrieval (trained without an index); "
-            "use --force to use it anyway"
-        )
-    if not check.helps:
-        raise RerankerRejectedError(
-            f"reranker {folder} does not improve on first-stage retrieval (validation nDCG@10 "
-            f"{check.first_stage:.3f} alone, {check.blend:.3f} with it); use --force to use it anyway"
-        )
+    if metadata.check is None or not metadata.check.helps:
+        raise RerankerRejectedError(folder, metadata.check)
 
 
 def blend(ce_scores: np.ndarray, weight: float) -> np.ndarray:
@@ -202,7 +204,7 @@ class Reranker:
         ce = self.scorer.score(query, [passage_text(h.title, h.passage) for h in hits])
         final = blend(ce, self.weight)
         reranked = []
-        for hit, ce_score, score in zip(hits, ce, final):
+        for hit, ce_score, score in zip(hits, ce, final, strict=True):
             scores = hit.scores.reranked(first_stage=hit.score, rerank=float(ce_score), blend=float(score))
             reranked.append(Hit(doc_id=hit.doc_id, score=float(score), title=hit.title, passage=hit.passage,
                                 passage_position=hit.passage_position, source=hit.source, scores=scores))
@@ -229,7 +231,9 @@ def read_index_reranker(index_dir: Path) -> IndexRerankerConfig | None:
         raise RerankerError(f"unreadable reranker setting {path}: {exc}") from exc
 
 
-def use_reranker(index_dir: Path, folder: Path, force: bool = False, depth: int = DEFAULT_RERANK_DEPTH) -> RerankerMetadata:
+def use_reranker(
+    index_dir: Path, folder: Path, force: bool = False, depth: int = DEFAULT_RERANK_DEPTH
+) -> RerankerMetadata:
     """Record `folder` as the index's reranker after checking it is usable, and write the ONNX form its queries will
     load (`prepare_query_reranker`); returns its metadata."""
     from bertsearch.settings import read_settings

@@ -3,23 +3,24 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence, cast
+from typing import cast
 
 import numpy as np
 
 from bertsearch.device import query_path
-from bertsearch.errors import InvalidQueryError
+from bertsearch.errors import InvalidQueryError, NoRerankerError
 from bertsearch.fusion import reciprocal_rank_fusion
 from bertsearch.models.base import QueryEncoder
 from bertsearch.models.faithfulness import check_index_encodings
 from bertsearch.models.loading import load_query_encoder
 from bertsearch.rerank import DEFAULT_RERANK_DEPTH, Reranker, configured_reranker
 from bertsearch.settings import read_encodings
-from bertsearch.text import has_lone_surrogate
 from bertsearch.stores import SearchFilter, Store, StoreLocation, open_store
+from bertsearch.text import has_lone_surrogate
 from bertsearch.types import Hit, HitScores, Mode, PassageHit
 
 MODES: tuple[Mode, ...] = ("dense", "bm25", "hybrid")
@@ -170,7 +171,7 @@ class Searcher:
         began = time.perf_counter()
         text = validate_query(query, k, mode)
         if rerank and not self.has_reranker:
-            raise InvalidQueryError("no reranker configured: run `bertsearch reranker use PATH` or pass --reranker")
+            raise NoRerankerError("no reranker configured for this index")
         reranking = self.has_reranker if rerank is None else rerank
         retrieve_k = max(k, self.rerank_depth) if reranking else k
         depth = max(retrieve_k, FUSION_DEPTH) if mode == "hybrid" else retrieve_k
@@ -296,7 +297,8 @@ def open_searcher(
     settings = store.settings
     try:
         check_index_encodings(read_encodings(index_dir), query_path(engine).describe())
-        reranker, depth = configured_reranker(index_dir, reranker_path, force_reranker, rerank_depth, engine)
+        path = Path(reranker_path) if reranker_path is not None else None
+        reranker, depth = configured_reranker(index_dir, path, force_reranker, rerank_depth, engine)
     except BaseException:
         store.close()
         raise

@@ -25,7 +25,8 @@ def default_index_dir() -> Path:
 
 @dataclass(frozen=True)
 class ChunkingSettings:
-    """Passages hold at most `max_tokens` word pieces (title included) and repeat `overlap_tokens` of the previous one."""
+    """Passages hold at most `max_tokens` word pieces (title included) and repeat `overlap_tokens` of the previous
+    one."""
 
     max_tokens: int = 256
     overlap_tokens: int = 48
@@ -47,7 +48,7 @@ class IndexSettings:
         return asdict(self)
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "IndexSettings":
+    def from_json(cls, data: dict[str, Any]) -> IndexSettings:
         data = dict(data)
         data["chunking"] = ChunkingSettings(**data.get("chunking", {}))
         return cls(**data)
@@ -57,12 +58,12 @@ class IndexSettings:
         if model_fingerprint != self.model_fingerprint:
             raise IndexMismatchError(
                 f"this index was built with another model ({self.model_path}, fingerprint "
-                f"{self.model_fingerprint}); use that model or a new --index-dir"
+                f"{self.model_fingerprint})", differs="model"
             )
         if chunking is not None and chunking != self.chunking:
             raise IndexMismatchError(
                 f"this index was built with chunking {asdict(self.chunking)}; "
-                f"got {asdict(chunking)}: use the same settings or a new --index-dir"
+                f"got {asdict(chunking)}", differs="chunking"
             )
 
 
@@ -106,7 +107,7 @@ def read_settings(index_dir: Path) -> IndexSettings:
     """The settings recorded in `index_dir`, or IndexNotFoundError."""
     manifest = index_dir / MANIFEST_NAME
     if not manifest.is_file():
-        raise IndexNotFoundError(f"no index at {index_dir} (run `bertsearch index PATH --index-dir {index_dir}` first)")
+        raise IndexNotFoundError(f"no index at {index_dir}", index_dir=str(index_dir))
     try:
         return IndexSettings.from_json(json.loads(manifest.read_text()))
     except (ValueError, TypeError) as exc:

@@ -6,7 +6,8 @@ import bisect
 import functools
 import re
 import sqlite3
-from typing import NamedTuple, Sequence
+from collections.abc import Sequence
+from typing import NamedTuple
 
 # How the embedded store's FTS5 index tokenizes: Unicode words, diacritics removed, lower-cased, Porter-stemmed.
 # The Elasticsearch store indexes and queries the terms it makes too, so BM25 sees the same terms on both.
@@ -66,10 +67,9 @@ def highlight_spans(text: str, terms: list[str]) -> list[tuple[int, int]]:
     for stem in stems:
         start = lowered.find(stem)
         while start >= 0:
-            if start == 0 or not _WORD.match(text, start - 1):
-                end = _WORD.match(text, start).end()
-                if light_stem(text[start:end]) in stems:
-                    spans.add((start, end))
+            word = _WORD.match(text, start) if start == 0 or not _WORD.match(text, start - 1) else None
+            if word is not None and light_stem(word.group()) in stems:
+                spans.add(word.span())
             start = lowered.find(stem, start + 1)
     return sorted(spans)
 

@@ -10,14 +10,15 @@ import click
 from click.core import ParameterSource
 
 from bertsearch.errors import BertsearchError
-from bertsearch.settings import WRITE_BATCH_PASSAGES, ChunkingSettings, default_index_dir
+from bertsearch.settings import WRITE_BATCH_PASSAGES, ChunkingSettings
 from bertsearch.stores import VECTOR_INDEX_TYPES
-from bertsearch.rerank import DEFAULT_MAX_LENGTH
 from bertsearch.search import MODES, SearchResult
 from bertsearch.cli.observe import dashboards, log_cli_query, stats
+from bertsearch.cli.errors import error_line
 from bertsearch.cli.options import PARTITION, Partition, backend_options, index_dir_option, json_option, \
-    location_from, remedy
+    location_from
 from bertsearch.cli.options import pop_backend_args as _backend_args, print_json as _print_json
+from bertsearch.cli.rerankers import reranker, train_reranker
 from bertsearch.cli.serve import serve
 
 # Imported by commands when they run, never at start-up: `--help`, `--version` and argument errors answer at once.
@@ -135,7 +136,8 @@ def index(paths: tuple[Path, ...], index_dir: Path | None, model_path: Path | No
     if summary.documents_failed:
         first = summary.failed[0]
         outcome = ("the rebuild was not swapped in, queries still use the old index; fix the cause and re-run to "
-                   "resume it") if rebuild else "they are not counted as indexed; fix the cause and re-run to retry them"
+                   "resume it") if rebuild else ("they are not counted as indexed; fix the cause and re-run to "
+                                                 "retry them")
         raise BertsearchError(f"{summary.documents_failed} document(s) not stored, first {first['doc_id']!r}: "
                               f"{first['reason']}; {outcome}")
 
@@ -245,16 +247,15 @@ def eval_command(dataset_dir: Path, split: str, index_dir: Path | None, pipeline
                  **backend: object) -> None:
     """Evaluate relevance on a BEIR-format dataset: nDCG@10, RR@10, R@100 and latency per pipeline."""
     from bertsearch.beir import load_beir
-    from bertsearch.evaluation import evaluate_dataset
+    from bertsearch.evaluation import eval_index_dir, eval_index_name, evaluate_dataset, parse_pipelines
     from bertsearch.indexer.progress import progress_for_terminal
 
     dataset = load_beir(dataset_dir, split)
     backend_args = _backend_args(backend)
-    backend_args["es_index"] = backend_args["es_index"] or f"bertsearch-eval-{dataset.name.lower()}"
-    location = location_from(index_dir or default_index_dir() / "eval" / dataset.name, backend_args)
-    chosen = [p.strip() for p in pipelines.split(",") if p.strip()]
-    run = evaluate_dataset(location, dataset, chosen, reranker_path, force, rerank_depth, ignore_identical_ids,
-                           progress_for_terminal())
+    backend_args["es_index"] = backend_args["es_index"] or eval_index_name(dataset)
+    location = location_from(index_dir or eval_index_dir(dataset), backend_args)
+    run = evaluate_dataset(location, dataset, parse_pipelines(pipelines), reranker_path, force, rerank_depth,
+                           ignore_identical_ids, progress_for_terminal())
     if as_json:
         _print_json(run.results)
         return
@@ -268,108 +269,7 @@ def eval_command(dataset_dir: Path, split: str, index_dir: Path | None, pipeline
         console.print(f"{pipeline:<14}  " + "  ".join(f"{metrics[n]:>14.4f}" for n in names))
 
 
-@cli.command(name="train-reranker")
-@click.option("--pairs", "pairs_path", type=click.Path(path_type=Path),
-              help="JSONL/TSV of (query, passage, label 0/1) or (query, positive, negative).")
-@index_dir_option
-@click.option("--queries", "queries_path", type=click.Path(path_type=Path), help="BEIR queries (JSONL) or TSV id, text.")
-@click.option("--qrels", "qrels_path", type=click.Path(path_type=Path), help="BEIR qrels TSV: positives for --queries.")
-@click.option("--self-supervised", is_flag=True,
-              help="Pseudo-queries from the indexed documents (a title or sentence for the rest of its document).")
-@click.option("--output", type=click.Path(file_okay=False, path_type=Path), required=True, help="Model folder to write.")
-@click.option("--base", type=click.Path(path_type=Path), help="BERT weights to start from [default: the default model].")
-@click.option("--epochs", type=click.FloatRange(0.01, 100), default=None,
-              help="Passes over the training queries [default: 3 for judgments and pairs, 1 for --self-supervised, "
-                   "whose 2,000 pseudo-queries make about as many steps].")
-@click.option("--max-steps", type=click.IntRange(1), help="Stop after this many steps.")
-@click.option("--groups-per-step", type=click.IntRange(1, 256), default=2, show_default=True,
-              help="Queries per step, each with one positive and --negatives negatives.")
-@click.option("--negatives", type=click.IntRange(1, 64), default=7, show_default=True)
-@click.option("--lr", "learning_rate", type=click.FloatRange(1e-7, 1.0), default=3e-5, show_default=True)
-@click.option("--max-length", type=click.IntRange(16, 512), default=DEFAULT_MAX_LENGTH, show_default=True,
-              help="Word pieces of query + passage.")
-@click.option("--validation-queries", type=click.IntRange(1), default=100, show_default=True,
-              help="Held-out queries to validate on (at most a fifth of the data).")
-@click.option("--max-documents", type=click.IntRange(1), default=2000, show_default=True,
-              help="With --self-supervised: documents to make pseudo-queries from.")
-@click.option("--eval-every", type=click.IntRange(1), help="Validate every N steps [default: 4 times per run].")
-@json_option
-def train_reranker(pairs_path: Path | None, index_dir: Path | None, queries_path: Path | None,
-                   qrels_path: Path | None, self_supervised: bool, output: Path, base: Path | None, epochs: float | None,
-                   max_steps: int | None, groups_per_step: int, negatives: int, learning_rate: float,
-                   max_length: int, validation_queries: int, max_documents: int, eval_every: int | None,
-                   as_json: bool) -> None:
-    """Train a cross-encoder reranker from labelled pairs, from judgments against an index, or self-supervised.
-
-    With an index, training ends with a check on held-out queries: first stage alone against the reranker
-    and a blend of both; the model folder records it, and a reranker that does not help is refused at use.
-    """
-    from bertsearch.rerank import prepare_query_reranker
-    from bertsearch.training import TrainingConfig, training_data
-    from bertsearch.training import train_reranker as train
-
-    sources = [pairs_path is not None, queries_path is not None and not self_supervised, self_supervised]
-    if sum(sources) != 1:
-        raise click.UsageError("give exactly one of --pairs FILE, --queries FILE --qrels FILE, or --self-supervised")
-    if (queries_path is None) != (qrels_path is None):
-        raise click.UsageError("--queries and --qrels go together")
-    if epochs is None:
-        epochs = 1.0 if self_supervised else 3.0
-    config = TrainingConfig(epochs=epochs, max_steps=max_steps, groups_per_step=groups_per_step, negatives=negatives,
-                            learning_rate=learning_rate, max_length=max_length, eval_every=eval_every,
-                            validation_queries=validation_queries)
-    data = training_data(config, pairs_path, index_dir or default_index_dir(), queries_path, qrels_path,
-                         self_supervised, max_documents)
-    click.echo(f"training on {len(data.groups)} queries from {data.source}", err=True)
-
-    def report(progress) -> None:  # noqa: ANN001 - a TrainingProgress
-        if progress.step == 1 or progress.step % 10 == 0 or progress.validation is not None or \
-                progress.step == progress.total_steps:
-            line = (f"step {progress.step}/{progress.total_steps}  loss {progress.loss:.4f}  "
-                    f"{progress.elapsed_s / progress.step:.2f} s/step  ETA {progress.eta_s / 60:.1f} min")
-            if progress.validation is not None:
-                line += f"  validation {progress.validation:.4f}"
-            click.echo(line, err=True)
-
-    metadata = train(data, output, base, config, report)
-    prepare_query_reranker(output)
-    if as_json:
-        _print_json(metadata.to_json())
-        return
-    best = metadata.validation["best_score"]
-    click.echo(f"saved {output} (step {metadata.steps}" + (f", validation {best:.4f})" if best is not None else ")"))
-    check = metadata.check
-    if check is None:
-        click.echo("not checked against first-stage retrieval (no index): using it needs --force")
-    else:
-        verdict = "helps" if check.helps else "does NOT help: it will be refused without --force"
-        click.echo(f"check on {check.queries} validation queries, top {check.depth}: first stage nDCG@10 "
-                   f"{check.first_stage:.4f}, reranker alone {check.rerank_only:.4f}, blend "
-                   f"(weight {check.blend_weight:.2f}) {check.blend:.4f}: {verdict}")
-
-
-@cli.group()
-def reranker() -> None:
-    """The reranker an index uses."""
-
-
-@reranker.command(name="use")
-@click.argument("path", type=click.Path(path_type=Path))
-@index_dir_option
-@click.option("--depth", type=click.IntRange(1, 1000), default=20, show_default=True, help="First-stage hits to rerank.")
-@click.option("--force", is_flag=True, help="Use it even if its check says it does not help.")
-def reranker_use(path: Path, index_dir: Path | None, depth: int, force: bool) -> None:
-    """Rerank this index's queries with the reranker at PATH."""
-    from bertsearch.rerank import use_reranker
-
-    folder = index_dir or default_index_dir()
-    metadata = use_reranker(folder, path, force, depth)
-    check = metadata.check
-    detail = f"; validation nDCG@10 {check.first_stage:.4f} → {check.blend:.4f}" if check else ""
-    click.echo(f"{folder} now reranks the top {depth} hits with {path}{detail}")
-
-
-for command in (serve, stats, dashboards):
+for command in (train_reranker, reranker, serve, stats, dashboards):
     cli.add_command(command)
 
 
@@ -387,7 +287,7 @@ def main() -> None:
         click.echo(f"error: {exc.format_message()}", err=True)
         sys.exit(exc.exit_code)
     except BertsearchError as exc:
-        click.echo(f"error: {exc}{remedy(exc)}", err=True)
+        click.echo(error_line(exc), err=True)
         sys.exit(1)
 
 

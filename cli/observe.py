@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import click
-from rich.console import Console
+from rich.console import Console, JustifyMethod
 from rich.table import Table
 
 from bertsearch.cli.options import backend_options, index_dir_option, json_option, location_from, pop_backend_args, \
@@ -70,7 +70,8 @@ def _print_stats(figures: QueryStats, days: float) -> None:
     index = figures.index
     if index is not None:
         size = index.details.get("bytes_on_disk")
-        console.print(f"[bold]index[/bold] ({index.backend}): {index.documents:,} documents, {index.passages:,} passages"
+        console.print(f"[bold]index[/bold] ({index.backend}): {index.documents:,} documents, "
+                      f"{index.passages:,} passages"
                       + (f", {size / 1e6:,.1f} MB on disk" if size is not None else ""))
     console.print(f"[bold]queries[/bold] in the last {days:g} days: {figures.queries_in_window:,}"
                   + (f" ({', '.join(f'{mode} {n}' for mode, n in figures.modes.items())})" if figures.modes else ""))
@@ -88,7 +89,9 @@ def _print_stats(figures: QueryStats, days: float) -> None:
         console.print(f"  {label}  [red]{'█' * zero}[/red][blue]{'█' * rest}[/blue] {bucket.queries}"
                       + (f" ({bucket.zero_results} with no results)" if bucket.zero_results else ""))
     latency = Table(title="latency per stage (ms)", title_justify="left", box=None, pad_edge=False)
-    for name, justify in (("stage", "left"), ("queries", "right"), ("p50", "right"), ("p95", "right"), ("", "left")):
+    columns: tuple[tuple[str, JustifyMethod], ...] = (
+        ("stage", "left"), ("queries", "right"), ("p50", "right"), ("p95", "right"), ("", "left"))
+    for name, justify in columns:
         latency.add_column(name, justify=justify)
     slowest = max(stage.p95_ms for stage in figures.latency) or 1.0
     for stage in figures.latency:

@@ -8,7 +8,6 @@ from pathlib import Path
 import click
 from click.core import ParameterSource
 
-from bertsearch.errors import BertsearchError, DamagedIndexError
 from bertsearch.indexer.partition import Partition, parse_partition
 from bertsearch.settings import default_index_dir
 from bertsearch.stores import BACKENDS, StoreLocation, resolve_location
@@ -41,8 +40,8 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print one JS
 
 def secret_option(name: str, envvar: str, what: str, description: str | None = None):  # noqa: ANN201 - a decorator
     """`--NAME` for a secret (`what`, which `description` may say more about), also read from `envvar`, and
-    `--NAME-file FILE`, which reads it from a file; pass both values to `secret_from`. Typed on the command line, it works but warns: every user of the machine can
-    read a process's arguments (`ps`, /proc/PID/cmdline)."""
+    `--NAME-file FILE`, which reads it from a file; pass both values to `secret_from`. Typed on the command line, it
+    works but warns: every user of the machine can read a process's arguments (`ps`, /proc/PID/cmdline)."""
 
     def warn_if_typed(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
         if value and ctx.get_parameter_source(param.name) is ParameterSource.COMMANDLINE:
@@ -82,7 +81,8 @@ def backend_options(command):  # noqa: ANN001, ANN201 - a click decorator
         click.option("--backend", type=click.Choice(BACKENDS), default=None,
                      help="Store [default: as recorded in --index-dir, else embedded]."),
         click.option("--es-url", envvar="BERTSEARCH_ES_URL", help="Elasticsearch URL [env BERTSEARCH_ES_URL]."),
-        click.option("--es-index", envvar="BERTSEARCH_ES_INDEX", help="Elasticsearch index (alias) name [default: bertsearch]."),
+        click.option("--es-index", envvar="BERTSEARCH_ES_INDEX",
+                     help="Elasticsearch index (alias) name [default: bertsearch]."),
         click.option("--es-username", envvar="BERTSEARCH_ES_USERNAME", help="[env BERTSEARCH_ES_USERNAME]"),
         secret_option("es-password", "BERTSEARCH_ES_PASSWORD", "the Elasticsearch password"),
         secret_option("es-api-key", "BERTSEARCH_ES_API_KEY", "an Elasticsearch API key"),
@@ -120,10 +120,3 @@ def pop_backend_args(kwargs: dict) -> dict:
 def print_json(data: object) -> None:
     click.echo(json.dumps(data, ensure_ascii=False, indent=2))
 
-
-def remedy(exc: BertsearchError) -> str:
-    """The command that fixes `exc`, where there is one, to follow its message."""
-    if isinstance(exc, DamagedIndexError):
-        return (f"; rebuild it from the indexed files with `bertsearch index PATH... --index-dir {exc.index_dir} "
-                "--repair` (the damaged file is kept)")
-    return ""

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_left, bisect_right
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from bertsearch.types import Document, Passage
 

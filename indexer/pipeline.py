@@ -366,8 +366,7 @@ def open_index_for_writing(
             if differing:
                 recorded = ", ".join(f"{k} {settings.backend_options.get(k)}" for k in differing)
                 wanted = ", ".join(f"{k} {v}" for k, v in differing.items())
-                raise IndexMismatchError(f"this index was built with {recorded}, not {wanted}: add --rebuild to "
-                                         "build a new one beside it")
+                raise IndexMismatchError(f"this index was built with {recorded}, not {wanted}", differs="layout")
             encoder = load_index_encoder(settings.model_path, settings.model_fingerprint, model_path)
             settings.check_compatible(encoder.info.fingerprint, chunking)
         except BertsearchError:
@@ -384,7 +383,8 @@ def open_index_for_writing(
 def check_index_options(location: StoreLocation, index_options: Mapping[str, Any] | None) -> None:
     """Index layout options exist only for Elasticsearch; refuse them elsewhere rather than ignore them."""
     if index_options and location.backend != "elasticsearch":
-        raise BertsearchError("--es-vector-index, --es-shards and --es-replicas need --backend elasticsearch")
+        raise BertsearchError("index options (vector index type, shards, replicas) need the elasticsearch backend",
+                              settings=("index_options", "backend"))
 
 
 def new_index_settings(
@@ -394,10 +394,12 @@ def new_index_settings(
     chunking = chunking or ChunkingSettings(max_tokens=min(ChunkingSettings().max_tokens, encoder.info.max_seq_length))
     if chunking.max_tokens > encoder.info.max_seq_length:
         raise BertsearchError(
-            f"--chunk-tokens {chunking.max_tokens} exceeds the model's maximum of {encoder.info.max_seq_length} tokens"
+            f"chunking max_tokens {chunking.max_tokens} exceeds the model's maximum of {encoder.info.max_seq_length} "
+            "tokens", settings=("max_tokens",)
         )
     if not 0 <= chunking.overlap_tokens < chunking.max_tokens // 2:
-        raise BertsearchError("--chunk-overlap must be at least 0 and less than half of --chunk-tokens")
+        raise BertsearchError("chunking overlap_tokens must be at least 0 and less than half of max_tokens",
+                              settings=("overlap_tokens", "max_tokens"))
     return IndexSettings(
         model_path=encoder.info.path,
         model_fingerprint=encoder.info.fingerprint,

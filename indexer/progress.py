@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Callable, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn,
+                           TimeRemainingColumn)
 
 
 class IndexProgress(Protocol):
@@ -50,7 +52,7 @@ class TerminalProgress:
             console=self.console,
             transient=True,
         )
-        self._task = None
+        self._task = TaskID(0)  # add_task's id, once `start` has run
         self._passages = 0
         self._started = 0.0
 

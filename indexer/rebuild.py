@@ -9,7 +9,8 @@ the same rebuild run again resumes it, a rebuild with other settings discards it
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from bertsearch.errors import IndexMismatchError, IndexNotFoundError
 from bertsearch.models.encoder import Encoder

@@ -5,7 +5,7 @@ import pytest
 
 from bertsearch.errors import DatasetError
 from bertsearch.beir import load_beir, read_qrels
-from bertsearch.evaluation import run_pipeline, score_run
+from bertsearch.evaluation import eval_index_dir, eval_index_name, parse_pipelines, run_pipeline, score_run
 
 
 def write_dataset(folder: Path, header: bool = True) -> Path:
@@ -56,3 +56,12 @@ def test_metrics_come_from_ir_measures_with_our_rank_order() -> None:
 def test_identical_ids_are_dropped_on_request() -> None:
     run, _ = run_pipeline(lambda text: ["q1", "d1"], {"q1": "text"}, ignore_identical_ids=True)
     assert list(run["q1"]) == ["d1"]
+
+
+def test_an_evaluation_names_its_pipelines_and_its_own_index(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert parse_pipelines(" hybrid, ,bm25+rerank,") == ["hybrid", "bm25+rerank"]
+    dataset = load_beir(write_dataset(tmp_path / "SciToy"))
+    monkeypatch.setenv("BERTSEARCH_INDEX_DIR", str(tmp_path / "indexes"))
+    assert eval_index_dir(dataset) == tmp_path / "indexes" / "eval" / "SciToy"
+    assert eval_index_dir(dataset, tmp_path / "elsewhere") == tmp_path / "elsewhere" / "eval" / "SciToy"
+    assert eval_index_name(dataset) == "bertsearch-eval-scitoy"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -47,8 +48,10 @@ def test_a_reranker_that_helps_is_usable(tmp_path: Path) -> None:
 @pytest.mark.parametrize("check_", [check(0.70, 0.69, 1.0), check(0.70, 0.70, 0.0), None])
 def test_a_reranker_that_loses_or_was_never_checked_is_refused_unless_forced(tmp_path: Path, check_) -> None:
     folder = write_metadata(tmp_path / "bad", check_)
-    with pytest.raises(RerankerRejectedError, match="--force"):
+    with pytest.raises(RerankerRejectedError, match=f"reranker {re.escape(str(folder))} (was never checked|does not improve)") as caught:
         check_usable(folder, read_metadata(folder), force=False)
+    assert caught.value.folder == folder and caught.value.check == read_metadata(folder).check
+    assert "--" not in str(caught.value)
     check_usable(folder, read_metadata(folder), force=True)
 
 

@@ -35,8 +35,8 @@ class KibanaConnection:
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise BertsearchError(f"Kibana URL must look like http(s)://host:port, got {self.url!r}")
         if parts.username or parts.password:
-            raise BertsearchError("put Kibana credentials in --kibana-username/--kibana-password or --kibana-api-key, "
-                                  "not in the URL")
+            raise BertsearchError("Kibana credentials belong in the username and password or the API key, "
+                                  "not in the URL", settings=("username", "password", "api_key"))
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,9 @@ def import_request(kibana: KibanaConnection, ndjson: bytes, overwrite: bool = Tr
     return request
 
 
-def install_dashboards(kibana: KibanaConnection, overwrite: bool = True, ndjson_file: Path = DASHBOARDS_FILE) -> ImportResult:
+def install_dashboards(
+    kibana: KibanaConnection, overwrite: bool = True, ndjson_file: Path = DASHBOARDS_FILE
+) -> ImportResult:
     """Import the dashboards; a BackendError naming the cause (one line) if Kibana refuses any object."""
     ndjson = ndjson_file.read_bytes()
     sent = sum(1 for line in ndjson.splitlines() if line.strip())
@@ -97,7 +99,8 @@ def install_dashboards(kibana: KibanaConnection, overwrite: bool = True, ndjson_
         errors = answer.get("errors") or []
         first = errors[0] if errors else {}
         cause = first.get("error", {})
-        detail = f"; first: {first.get('type')} {first.get('id')}: {cause.get('type', '')} {cause.get('message', '')}".rstrip()
+        detail = (f"; first: {first.get('type')} {first.get('id')}: "
+                  f"{cause.get('type', '')} {cause.get('message', '')}").rstrip()
         raise BackendError(
             f"Kibana at {kibana.url} imported {answer.get('successCount', 0)} of {sent} objects"
             + (detail if errors else "")

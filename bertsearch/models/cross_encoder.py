@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -109,7 +109,7 @@ class CrossEncoder:
                       pairs(["q"] * 3, ["three passages", "of different lengths", "to check the padding " * 30])]
             with torch.inference_mode(), self.runtime.autocast():
                 expected = [self.network(*inputs) for inputs in checks]  # the eager scores, as `score` makes them
-            self._traced = trace_without_gil(self.network, example, list(zip(checks, expected)), atol=0.05)
+            self._traced = trace_without_gil(self.network, example, list(zip(checks, expected, strict=True)), atol=0.05)
         return self._traced is not None
 
     def _forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:

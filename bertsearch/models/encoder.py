@@ -165,7 +165,7 @@ class Encoder:
         if compiled and self._compiled is not None:
             try:
                 return self._compiled(input_ids, attention_mask)
-            except Exception as exc:  # no C++ compiler, or an op inductor cannot lower: stay eager
+            except Exception as exc:  # noqa: BLE001 - no C++ compiler, or an op inductor cannot lower: stay eager
                 logging.getLogger(__name__).warning("torch.compile failed, encoding eagerly: %s", exc)
                 self._may_compile, self._compiled = False, None
         embedding = self._traced if self._traced is not None else self._eager

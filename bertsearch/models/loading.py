@@ -98,7 +98,7 @@ def load_index_encoder(recorded_path: str, fingerprint: str, override: str | Pat
     if encoder.info.fingerprint != fingerprint:
         raise IndexMismatchError(
             f"this index was built with another model ({recorded_path}, fingerprint {fingerprint}); "
-            f"{encoder.info.path} has fingerprint {encoder.info.fingerprint}: use that model or a new --index-dir"
+            f"{encoder.info.path} has fingerprint {encoder.info.fingerprint}", differs="model"
         )
     return encoder
 

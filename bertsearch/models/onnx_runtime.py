@@ -18,7 +18,8 @@ import logging
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -229,7 +230,8 @@ class OnnxCrossEncoder:
     def score(self, query: str, passages: Sequence[str], batch_size: int = CROSS_ENCODER_BATCH) -> np.ndarray:
         scores = []
         for start in range(0, len(passages), batch_size):
-            encodings = self._tokenizer.encode_batch([(query, passage) for passage in passages[start:start + batch_size]])
+            pairs = [(query, passage) for passage in passages[start:start + batch_size]]
+            encodings = self._tokenizer.encode_batch(pairs)
             ids, mask = padded_rows([encoding.ids for encoding in encodings])
             types = np.zeros_like(ids)
             for number, encoding in enumerate(encodings):

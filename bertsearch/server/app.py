@@ -10,8 +10,9 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -26,6 +27,7 @@ from bertsearch.errors import (
     IndexMismatchError,
     IndexNotFoundError,
     InvalidQueryError,
+    NoRerankerError,
     ReadOnlyIndexError,
 )
 from bertsearch.server.batching import WorkerBusyError
@@ -80,7 +82,8 @@ def _add_error_handlers(app: FastAPI) -> None:
                    "type": e.get("type", "")} for e in exc.errors()]
         first = detail[0] if detail else {"loc": [], "msg": "invalid request"}
         where = ".".join(str(part) for part in first["loc"] if part != "body")
-        return _error(422, f"{where}: {first['msg']}" if where else first["msg"], detail=detail)
+        message = str(first["msg"])
+        return _error(422, f"{where}: {message}" if where else message, detail=detail)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -88,6 +91,8 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(InvalidQueryError)
     async def invalid_query(request: Request, exc: InvalidQueryError) -> JSONResponse:
+        if isinstance(exc, NoRerankerError):
+            return _error(400, f'{exc}: send "rerank": false, or leave it out', field="rerank")
         return _error(400, str(exc))
 
     @app.exception_handler(WorkerBusyError)

@@ -21,9 +21,10 @@ import copy
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
-from typing import Callable, Sequence, TypeVar
+from typing import TypeVar
 
 import numpy as np
 
@@ -37,7 +38,8 @@ T = TypeVar("T")
 
 # Queries per forward pass: more would lengthen every query's wait without making the pass cheaper per query.
 MAX_QUERY_BATCH = 16
-# Texts per bulk chunk: ~0.3 s of encoding for full 256-token passages on one core.
+# Texts per bulk chunk: a query waits behind at most one chunk, ~0.3 s of encoding of full 256-token passages on
+# the worker's one thread.
 BULK_CHUNK_TEXTS = 8
 
 
@@ -137,7 +139,7 @@ class InferenceWorker:
     def _run(self) -> None:
         import torch
 
-        # One thread: two would spin-wait against the request threads for the same two cores.
+        # One thread: more would spin-wait against the request threads for the same cores.
         torch.set_num_threads(1)
         while True:
             with self._condition:
@@ -166,13 +168,13 @@ class InferenceWorker:
         try:
             texts = [text for text, _ in live]
             vectors = self.encoder.encode_queries(texts)
-        except BaseException as exc:  # handed to every waiting request, which reports it
+        except BaseException as exc:  # noqa: BLE001 - handed to every waiting request, which reports it
             for _, future in live:
                 future.set_exception(exc)
             return
         self.query_batches += 1
         self.queries_encoded += len(live)
-        for (_, future), vector in zip(live, vectors):
+        for (_, future), vector in zip(live, vectors, strict=True):
             future.set_result(vector)
 
 
@@ -185,7 +187,7 @@ def _run_job(function: Callable[[], object], future: Future) -> None:
         return
     try:
         future.set_result(function())
-    except BaseException as exc:  # handed to the waiting request, which reports it
+    except BaseException as exc:  # noqa: BLE001 - handed to the waiting request, which reports it
         future.set_exception(exc)
 
 
@@ -194,7 +196,7 @@ class WorkerEncoder:
     the worker. Its tokenizer, used by the indexer to chunk documents in a request thread, is a copy: a fast
     tokenizer must not be used by two threads at once, and the worker's is busy encoding."""
 
-    def __init__(self, worker: InferenceWorker, timeout: float) -> None:  # noqa: D107 - see the class docstring
+    def __init__(self, worker: InferenceWorker, timeout: float) -> None:
         self.worker = worker
         self.timeout = timeout
         self.info = worker.encoder.info
@@ -214,7 +216,7 @@ class WorkerEncoder:
 class WorkerReranker(Reranker):
     """A loaded reranker whose scoring runs on the worker; shares the loaded one's weights (no second load)."""
 
-    def __init__(self, worker: InferenceWorker, reranker: Reranker, timeout: float) -> None:  # noqa: D107
+    def __init__(self, worker: InferenceWorker, reranker: Reranker, timeout: float) -> None:
         # Like the encoder's: request threads run Python beside its forward passes.
         assert isinstance(reranker.scorer, CrossEncoder), "a server's reranker runs on torch"
         reranker.scorer.release_gil()

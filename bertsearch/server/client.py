@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -49,7 +48,7 @@ def search_server(url: str, query: str, k: int = 10, mode: str = "hybrid", filte
             answer = _json_body(response.read(), endpoint)
     except urllib.error.HTTPError as exc:
         raise _refusal(exc, endpoint) from None
-    except (urllib.error.URLError, OSError, socket.timeout) as exc:
+    except (TimeoutError, urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         raise BackendError(f"cannot reach the bertsearch server at {url}: {reason}") from None
     try:

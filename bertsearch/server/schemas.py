@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any, Literal, Optional, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from bertsearch.text import has_lone_surrogate
 
 # Limits: a search asks for at most MAX_K hits; a document holds at most MAX_DOCUMENT_CHARS characters
-# (~250 passages, ~15 s of encoding on one core); a write carries at most MAX_DOCUMENTS_PER_REQUEST
+# (~250 passages, which holds the encoder for seconds, not minutes); a write carries at most MAX_DOCUMENTS_PER_REQUEST
 # documents; an embeddings request at most MAX_EMBEDDING_TEXTS texts of MAX_EMBEDDING_CHARS characters.
 MAX_K = 100
 MAX_QUERY_CHARS = 2_000
@@ -40,8 +40,8 @@ def _valid_value(value: Any) -> Any:
 # `str` misses lone surrogates in keys and in unions, and the store cannot hold them.
 Text = Annotated[str, AfterValidator(_valid_text)]
 # Metadata is stored as given and read back the same, so a value JSON cannot hold is refused, not changed.
-MetadataValue = Annotated[Union[str, int, float, bool, None], AfterValidator(_valid_value)]
-FilterValue = Annotated[Union[str, int, float, bool], AfterValidator(_valid_value)]
+MetadataValue = Annotated[str | int | float | bool | None, AfterValidator(_valid_value)]
+FilterValue = Annotated[str | int | float | bool, AfterValidator(_valid_value)]
 
 
 class Strict(BaseModel):
@@ -51,7 +51,7 @@ class Strict(BaseModel):
 
 
 class SearchFilters(Strict):
-    source_prefix: Optional[Text] = Field(None, max_length=4096,
+    source_prefix: Text | None = Field(None, max_length=4096,
                                           description="Only documents whose source starts with this.")
     metadata: dict[Text, FilterValue] = Field(
         default_factory=dict, max_length=MAX_METADATA_KEYS, description="Only documents with these metadata values."
@@ -62,7 +62,7 @@ class SearchRequest(Strict):
     query: Text = Field(min_length=1, max_length=MAX_QUERY_CHARS)
     k: int = Field(10, ge=1, le=MAX_K, description="Number of documents to return.")
     mode: Literal["hybrid", "dense", "bm25"] = "hybrid"
-    rerank: Optional[bool] = Field(None, description="Rerank with the cross-encoder [default: if the index has one].")
+    rerank: bool | None = Field(None, description="Rerank with the cross-encoder [default: if the index has one].")
     filters: SearchFilters = Field(default_factory=SearchFilters)
 
 
@@ -77,7 +77,7 @@ class SearchHit(BaseModel):
     highlights: list[tuple[int, int]] = Field(description="Character spans of query words in `snippet`.")
     score: float = Field(description="The score the hits are ranked by.")
     retrieval_score: float = Field(description="The first-stage score (RRF for hybrid, cosine for dense, BM25).")
-    rerank_score: Optional[float] = Field(None, description="The cross-encoder's score, when reranked.")
+    rerank_score: float | None = Field(None, description="The cross-encoder's score, when reranked.")
     scores: dict[str, float]
 
 
@@ -110,7 +110,7 @@ class DocumentOut(BaseModel):
     title: str
     text: str
     source: str
-    metadata: dict[str, Union[str, int, float, bool, None]]
+    metadata: dict[str, str | int | float | bool | None]
 
 
 class WriteResponse(BaseModel):
@@ -151,7 +151,7 @@ class ReadyResponse(BaseModel):
     documents: int
     passages: int
     model: str
-    reranker: Optional[str]
+    reranker: str | None
     query_log: str
     query_log_failures: int
     queries_encoded: int
@@ -161,5 +161,6 @@ class ReadyResponse(BaseModel):
 
 class ErrorResponse(BaseModel):
     error: str
-    detail: Optional[list[dict]] = None
-    request_id: Optional[str] = None
+    field: str | None = Field(None, description="The request field to change, when one can fix the error.")
+    detail: list[dict] | None = None
+    request_id: str | None = None

@@ -5,16 +5,18 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import TypeVar
 
 import numpy as np
 
 from bertsearch.errors import BertsearchError
 from bertsearch.indexer.pipeline import Indexer, IndexSummary
+from bertsearch.models.encoder import Encoder
 from bertsearch.querylog import BackgroundQueryLog, open_query_log, query_event
 from bertsearch.querystats import QueryStats, compute_query_stats, read_query_stats
 from bertsearch.search import PendingSearch, SearchResult, Searcher, ms_since, open_searcher
@@ -66,6 +68,8 @@ class SearchService:
         self.store = loaded.store
         try:
             encoder = loaded.encoder  # loads and checks the model now, not on the first request
+            if not isinstance(encoder, Encoder):
+                raise TypeError(f"the worker batches queries on a torch Encoder, not a {type(encoder).__name__}")
             reranker = loaded.reranker
             self.worker = InferenceWorker(encoder, max_pending=settings.max_pending_queries)
         except BaseException:
@@ -83,7 +87,7 @@ class SearchService:
         self.indexer = Indexer(self.store, WorkerEncoder(self.worker, settings.write_timeout),
                                self.store.settings.chunking)
         # One thread runs the searches of a store whose vector search takes a lock: more only queue on it and
-        # contend for the GIL (measured on the embedded store: a pool of 8 was slower for dense and hybrid).
+        # contend for the GIL, which makes dense and hybrid searches slower, not faster.
         self._search_thread = (
             ThreadPoolExecutor(1, thread_name_prefix="search") if not self.store.concurrent_reads else None
         )

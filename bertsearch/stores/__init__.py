@@ -48,7 +48,7 @@ class StoreLocation:
 
     index_dir: Path
     backend: str = "embedded"
-    elasticsearch: "ElasticsearchConnection | None" = None
+    elasticsearch: ElasticsearchConnection | None = None
     es_index: str = DEFAULT_ES_INDEX
 
     def describe(self) -> str:
@@ -81,7 +81,7 @@ def resolve_location(
     options = recorded.backend_options if recorded and recorded.backend == "elasticsearch" else {}
     url = es_url or options.get("url")
     if not url:
-        raise BertsearchError("the elasticsearch backend needs --es-url or BERTSEARCH_ES_URL")
+        raise BertsearchError("the elasticsearch backend needs an Elasticsearch URL", settings=("es_url",))
     from bertsearch.stores.elasticsearch import ElasticsearchConnection
 
     connection = ElasticsearchConnection(
@@ -135,7 +135,7 @@ def create_store(location: StoreLocation | Path, settings: IndexSettings) -> Sto
     return EmbeddedStore.create(location.index_dir, settings)
 
 
-def repair_store(location: StoreLocation) -> "StoreRepair | None":
+def repair_store(location: StoreLocation) -> StoreRepair | None:
     """If the embedded index at `location` has a damaged database, set it aside and start an empty one that keeps
     every vector still readable for re-indexing to reuse (see `EmbeddedStore.repair`); None if it is sound."""
     if location.backend != "embedded":
@@ -149,7 +149,8 @@ def check_stageable(location: StoreLocation) -> None:
     """Refuse, before any work, a location whose backend cannot build a new index beside the live one."""
     if location.backend != "elasticsearch":
         raise BertsearchError(
-            "--rebuild needs the elasticsearch backend; for the embedded store, index into a new --index-dir"
+            "a rebuild needs the elasticsearch backend; for the embedded store, index into a new folder",
+            settings=("rebuild", "index_dir"),
         )
 
 

@@ -639,8 +639,8 @@ class ElasticsearchStore(Store):
             return BackendError(f"Elasticsearch at {url} failed ({exc.meta.status}): {_reason(exc.body)}")
         if isinstance(exc, SSLError):
             return BackendError(
-                f"TLS failure talking to Elasticsearch at {url}: check the CA certificate (--es-ca-certs) or "
-                f"turn verification off (--es-no-verify) ({exc.message})"
+                f"TLS failure talking to Elasticsearch at {url}: check the CA certificate or "
+                f"turn verification off ({exc.message})", settings=("es_ca_certs", "es_verify_certs")
             )
         if isinstance(exc, ConnectionTimeout):
             return BackendError(f"Elasticsearch at {url} did not answer within {self.connection.request_timeout:g} s")
@@ -692,7 +692,7 @@ def _recorded_settings(index: str, mapping: dict[str, Any]) -> IndexSettings:
         raise IndexMismatchError(f"unreadable bertsearch settings in the _meta of {index!r}: {exc}") from None
     if "text_terms" not in mapping.get("properties", {}):
         raise IndexMismatchError(
-            f"Elasticsearch index {index!r} was built by an older bertsearch: rebuild it (bertsearch index PATH --rebuild)"
+            f"Elasticsearch index {index!r} was built by an older bertsearch", differs="format"
         )
     return settings
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from bertsearch.evaluation import score_run
 from bertsearch.models.base import PairScorer
@@ -19,7 +19,7 @@ def rerank_check(cross_encoder: PairScorer, queries: Sequence[ValidationQuery]) 
 
     def ndcg(weight: float) -> float:
         run = {}
-        for i, (query, scores) in enumerate(zip(queries, ce_scores)):
+        for i, (query, scores) in enumerate(zip(queries, ce_scores, strict=True)):
             final = blend(scores, weight)
             order = sorted(range(len(final)), key=lambda j: (-final[j], j))
             run[str(i)] = {query.candidates[j][0]: float(len(order) - rank) for rank, j in enumerate(order)}

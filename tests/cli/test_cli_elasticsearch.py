@@ -183,9 +183,10 @@ def test_tls_to_a_plain_http_node_fails_with_one_line(elasticsearch_node: Elasti
 def test_elasticsearch_only_options_are_refused_elsewhere(
     indexed: Indexed, elasticsearch_node: ElasticsearchNode, tmp_path: Path
 ) -> None:
-    fails_with(elasticsearch_node, "need --backend elasticsearch", "index", indexed.corpus, "--index-dir",
+    fails_with(elasticsearch_node, "need the elasticsearch backend (--es-vector-index, --es-shards, --es-replicas, "
+               "--backend elasticsearch)", "index", indexed.corpus, "--index-dir",
                tmp_path / "embedded", "--es-shards", "2")
-    fails_with(elasticsearch_node, "--rebuild needs the elasticsearch backend", "index", indexed.corpus,
+    fails_with(elasticsearch_node, "a rebuild needs the elasticsearch backend", "index", indexed.corpus,
                "--index-dir", tmp_path / "embedded", "--rebuild")
     # An existing index keeps its layout; another one takes a rebuild. Refused before any model is loaded.
     fails_with(elasticsearch_node, "built with vector_index_type hnsw, not vector_index_type int8_hnsw: add --rebuild",

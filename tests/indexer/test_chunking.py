@@ -2,14 +2,14 @@ import gzip
 import json
 import random
 from itertools import islice
-from pathlib import Path
 
 import pytest
 
 from bertsearch.indexer.chunking import chunk_document, split_sentences
 from bertsearch.types import Document, Passage
+from tests.helpers import scifact_dir
 
-SCIFACT_CORPUS = Path("/work/shared/datasets/scifact/corpus.jsonl.gz")
+SCIFACT_CORPUS = scifact_dir() / "corpus.jsonl.gz"
 
 
 def token_lengths(tokenizer, passages: list[Passage]) -> list[int]:

@@ -40,7 +40,7 @@ def test_settings_are_validated_for_new_indexes_and_enforced_for_old(tmp_path: P
     location = StoreLocation(index_dir=tmp_path / "idx")
     with pytest.raises(BertsearchError, match="exceeds the model's maximum"):
         open_index_for_writing(location, chunking=ChunkingSettings(max_tokens=1024, overlap_tokens=0))
-    with pytest.raises(BertsearchError, match="--chunk-overlap"):
+    with pytest.raises(BertsearchError, match="overlap_tokens"):
         open_index_for_writing(location, chunking=ChunkingSettings(max_tokens=128, overlap_tokens=64))
     store, _, chunking = open_index_for_writing(location, chunking=ChunkingSettings(max_tokens=128, overlap_tokens=16))
     store.close()

@@ -9,8 +9,9 @@ import pytest
 from bertsearch.errors import BertsearchError
 from bertsearch.indexer.readers import estimate_document_count, iter_documents
 from bertsearch.types import Document, SkippedFile
+from tests.helpers import scifact_dir
 
-SCIFACT_CORPUS = Path("/work/shared/datasets/scifact/corpus.jsonl.gz")
+SCIFACT_CORPUS = scifact_dir() / "corpus.jsonl.gz"
 
 
 def write(path: Path, content: str | bytes) -> Path:

@@ -103,7 +103,10 @@ def test_bad_searches_are_clear_4xx(server: RunningServer, body: dict, status: i
     answer = server.request("POST", "/api/search", body)
     assert answer.status == status, answer.body
     assert message in answer.body["error"]
+    assert "--" not in answer.body["error"]  # the API names its own fields, never the CLI's flags
     assert "Traceback" not in json.dumps(answer.body)
+    if body.get("rerank"):
+        assert answer.body["field"] == "rerank"
 
 
 def test_malformed_and_oversized_bodies_are_refused(server: RunningServer) -> None:

@@ -448,7 +448,7 @@ def test_a_missing_or_unusable_ca_certificate_is_one_clear_error(
     with pytest.raises(BackendError, match="only applies to https"):
         ElasticsearchConnection(elasticsearch_node.url, ca_certs=str(garbage))
     connection = ElasticsearchConnection(https_url, username="elastic", password="pw", ca_certs=str(garbage))
-    with pytest.raises(BackendError, match=r"TLS failure .*--es-ca-certs.*no certificate"):
+    with pytest.raises(BackendError, match=r"TLS failure .*CA certificate.*no certificate"):
         ElasticsearchStore.open(connection, "anything", max_retries=0)
 
 

@@ -8,7 +8,7 @@ import os
 import shutil
 import sqlite3
 from pathlib import Path
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 

@@ -12,7 +12,8 @@ import json
 import os
 import sqlite3
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -83,7 +84,7 @@ class VectorIndex:
             params = self._search_params(index, None)
         with faiss_threads(1):
             scores, ids = index.search(vector, min(k, index.ntotal), params=params)
-        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
+        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
 
     def synced(self, db: sqlite3.Connection, generation: int) -> Any:
         """The FAISS index, loaded or rebuilt and brought up to the database's `generation`."""
