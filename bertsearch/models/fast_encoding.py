@@ -44,15 +44,12 @@ class IndexingEncoder:
 
     def __init__(self, encoder: Encoder, index_dir: Path | None, path: EncodingPath) -> None:
         self._encoder, self._index_dir, self._path = encoder, index_dir, path
+        self.info: ModelInfo = encoder.info
         self._chosen: TextEncoder | None = None
 
     @property
     def tokenizer(self) -> Any:
         return self._encoder.tokenizer
-
-    @property
-    def info(self) -> ModelInfo:
-        return self._encoder.info
 
     @property
     def chosen(self) -> TextEncoder:
