@@ -268,6 +268,65 @@ def worker() -> None:
                       "latency": latency, "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}))
 
 
+def compare_indexes(size: int) -> dict:
+    """FAISS indexes the store could use, built in memory from its vectors: build time, size, p50 on one thread
+    and recall@10 against exact search (HNSW at efSearch 64 and 128)."""
+    import faiss
+
+    from bertsearch.stores.embedded.vectors import ivf_lists, ivf_probes
+
+    queries = np.load(WORK / "queries.npz", allow_pickle=True)["vectors"].astype(np.float32)
+    _, matrix = read_all_vectors(store_dir())
+    assert len(matrix) == size, f"the store holds {len(matrix)} passages, not {size}"
+    dims, lists = matrix.shape[1], ivf_lists(size)
+    sample = matrix[np.random.default_rng(0).choice(size, size=min(size, lists * 40), replace=False)]
+    candidates = {
+        "exact": lambda: faiss.IndexFlatIP(dims),
+        "ivf": lambda: faiss.IndexIVFFlat(faiss.IndexFlatIP(dims), dims, lists, faiss.METRIC_INNER_PRODUCT),
+        "ivf-sq8": lambda: faiss.IndexIVFScalarQuantizer(faiss.IndexFlatIP(dims), dims, lists,
+                                                         faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT),
+        "hnsw32": lambda: faiss.IndexHNSWFlat(dims, 32, faiss.METRIC_INNER_PRODUCT),
+    }
+    truth = None
+    found: dict = {}
+    for name, make in candidates.items():
+        faiss.omp_set_num_threads(os.cpu_count() or 1)
+        began = time.perf_counter()
+        index = make()
+        if not index.is_trained:
+            index.train(sample)
+        index.add(matrix)
+        built = time.perf_counter() - began
+        faiss.omp_set_num_threads(1)
+        settings = [None]
+        if name.startswith("ivf"):
+            settings = [("nprobe", ivf_probes(lists))]
+        elif name.startswith("hnsw"):
+            settings = [("efSearch", 64), ("efSearch", 128)]
+        for setting in settings:
+            if setting is not None:
+                faiss.ParameterSpace().set_index_parameter(index, *setting)
+            samples, results = [], []
+            for q in queries:
+                started = time.perf_counter()
+                _, got = index.search(q[None], 10)
+                samples.append((time.perf_counter() - started) * 1000)
+                results.append(got[0])
+            if truth is None:
+                truth = results
+            label = name if setting is None or name.startswith("ivf") else f"{name} {setting[0]}={setting[1]}"
+            found[label] = {
+                "build_s": round(built, 1), "bytes": int(faiss.serialize_index(index).size) if name != "hnsw32"
+                else int(index.ntotal * (dims * 4 + 32 * 2 * 4)),
+                "p50_ms": round(float(np.percentile(samples, 50)), 2),
+                "recall_at_10": round(float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(results, truth)])), 4),
+            }
+            print(label, json.dumps(found[label]), flush=True)
+        del index
+    record(size, {"indexes": found})
+    return found
+
+
 def bm25s_folder(size: int) -> Path:
     return WORK / f"bm25s-{size}"
 
@@ -412,6 +471,7 @@ def main() -> None:
     commands.add_parser("grow").add_argument("--to", type=int, required=True)
     commands.add_parser("measure").add_argument("--size", type=int, required=True)
     commands.add_parser("worker")
+    commands.add_parser("compare").add_argument("--size", type=int, required=True)
     commands.add_parser("bm25s").add_argument("--size", type=int, required=True)
     commands.add_parser("bm25s-worker").add_argument("--size", type=int, required=True)
     commands.add_parser("report")
@@ -425,6 +485,8 @@ def main() -> None:
         measure(args.size)
     elif args.command == "worker":
         worker()
+    elif args.command == "compare":
+        compare_indexes(args.size)
     elif args.command == "bm25s":
         measure_bm25s(args.size)
     elif args.command == "bm25s-worker":
