@@ -462,6 +462,43 @@ def report() -> None:
     PLOT.parent.mkdir(exist_ok=True)
     figure.savefig(PLOT, dpi=110)
     print(f"wrote {PLOT}")
+    print(markdown_table(data))
+
+
+def markdown_table(data: dict) -> str:
+    """The figures of every measured size as a Markdown table (docs/scale.md)."""
+    sizes = sorted(int(s) for s, entry in data.items() if "measure" in entry)
+    rows: list[tuple[str, list[str]]] = []
+
+    def add(label: str, value) -> None:  # noqa: ANN001 - a function of one size's entry
+        cells = []
+        for size in sizes:
+            try:
+                cells.append(str(value(data[str(size)])))
+            except (KeyError, TypeError):
+                cells.append("–")
+        rows.append((label, cells))
+
+    add("vector index", lambda e: " ".join(f"{v}" for v in e["measure"]["vector_index"].values()))
+    add("write (passages/s)", lambda e: f"{e['grow']['passages_per_s']:,}")
+    add("ANN build from SQLite (s)", lambda e: e["measure"]["ann_build_s"])
+    add("files on disk (GB)", lambda e: f"{e['measure']['bytes_on_disk'] / 1e9:.2f}")
+    add("open + first dense query, fresh process (s)", lambda e: e["measure"]["open_and_first_dense_s"])
+    add("first BM25 query, fresh process (s)", lambda e: e["measure"]["first_bm25_s"])
+    add("peak RSS while querying (MB)", lambda e: e["measure"]["peak_rss_mb"])
+    for mode in ("dense", "bm25", "hybrid"):
+        add(f"{mode} p50 / p95 (ms)",
+            lambda e, m=mode: f"{e['measure']['latency'][m]['p50_ms']} / {e['measure']['latency'][m]['p95_ms']}")
+    add("dense recall@10 vs exact", lambda e: e["measure"]["recall_at_10"])
+    add("exact search alone, p50 (ms)", lambda e: e["measure"]["exact_faiss_p50_ms"])
+    add("bm25s top-300 p50 / p95 (ms)",
+        lambda e: f"{e['bm25s']['latency']['top300']['p50_ms']} / {e['bm25s']['latency']['top300']['p95_ms']}")
+    add("bm25s build (s), open (s), RSS (MB)", lambda e: f"{e['bm25s']['tokenize_s'] + e['bm25s']['index_s']:.0f}, "
+        f"{e['bm25s']['open_s']}, {e['bm25s']['peak_rss_mb']}")
+    add("bm25s top-10 overlap with FTS5", lambda e: e["bm25s"]["overlap_at_10_with_fts5"])
+    lines = ["| passages | " + " | ".join(f"{s:,}" for s in sizes) + " |", "|---" * (len(sizes) + 1) + "|"]
+    lines += [f"| {label} | " + " | ".join(cells) + " |" for label, cells in rows]
+    return "\n".join(lines)
 
 
 def main() -> None:
