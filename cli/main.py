@@ -70,9 +70,8 @@ def _print_library_notes() -> None:
               help="If the index's database is damaged, keep it aside and rebuild the index from PATHS, reusing "
                    "every vector still readable in it. Embedded store only.")
 @click.option("--vector-index", type=click.Choice(VECTOR_INDEX_CHOICES), default=None,
-              help="Vector index of a new embedded index: exact (every vector), ivf (inverted lists, float32), ivf-sq8 "
-                   f"(inverted lists, 8-bit vectors, 4x smaller) or auto (exact below {ANN_THRESHOLD:,} passages, "
-                   "ivf-sq8 above) [default: auto].")
+              help=f"Vector index of a new embedded index: exact, ivf, ivf-sq8 (8-bit, 4x smaller) or auto (exact "
+                   f"below {ANN_THRESHOLD:,} passages, ivf-sq8 above) [default: auto].")
 @click.option("--es-vector-index", type=click.Choice(VECTOR_INDEX_TYPES), default=None,
               help="Vector index of a new Elasticsearch index: hnsw (float32 graph), int8_hnsw (quantised, ~4x less "
                    "memory) or flat (exact scan of every vector) [default: hnsw].")
