@@ -19,6 +19,7 @@ FLAGS = {
     "index_dir": "--index-dir",
     "backend": "--backend elasticsearch",
     "index_options": "--es-vector-index, --es-shards, --es-replicas",
+    "es_vector_index": "use --es-vector-index",
     "max_tokens": "--chunk-tokens",
     "overlap_tokens": "--chunk-overlap",
     "username": "--kibana-username",

@@ -12,6 +12,7 @@ from click.core import ParameterSource
 from bertsearch.errors import BertsearchError
 from bertsearch.settings import WRITE_BATCH_PASSAGES, ChunkingSettings
 from bertsearch.stores import VECTOR_INDEX_TYPES
+from bertsearch.stores.embedded.vectors import ANN_THRESHOLD, VECTOR_INDEX_CHOICES, VECTOR_INDEX_OPTION
 from bertsearch.search import MODES, SearchResult
 from bertsearch.cli.observe import dashboards, log_cli_query, stats
 from bertsearch.cli.errors import error_line
@@ -69,6 +70,9 @@ def _print_library_notes() -> None:
 @click.option("--repair", is_flag=True,
               help="If the index's database is damaged, keep it aside and rebuild the index from PATHS, reusing "
                    "every vector still readable in it. Embedded store only.")
+@click.option("--vector-index", type=click.Choice(VECTOR_INDEX_CHOICES), default=None,
+              help=f"Vector index of a new embedded index: exact, ivf, ivf-sq8 (8-bit, 4x smaller) or auto (exact "
+                   f"below {ANN_THRESHOLD:,} passages, ivf-sq8 above) [default: auto].")
 @click.option("--es-vector-index", type=click.Choice(VECTOR_INDEX_TYPES), default=None,
               help="Vector index of a new Elasticsearch index: hnsw (float32 graph), int8_hnsw (quantised, ~4x less "
                    "memory) or flat (exact scan of every vector) [default: hnsw].")
@@ -80,7 +84,7 @@ def _print_library_notes() -> None:
 @json_option
 def index(paths: tuple[Path, ...], index_dir: Path | None, model_path: Path | None, chunk_tokens: int | None,
           chunk_overlap: int | None, prune: bool, batch_passages: int, partition: Partition | None,
-          rebuild: bool, repair: bool, es_vector_index: str | None, es_shards: int | None, es_replicas: int | None,
+          rebuild: bool, repair: bool, vector_index: str | None, es_vector_index: str | None, es_shards: int | None, es_replicas: int | None,
           as_json: bool, **backend: object) -> None:
     """Index files and folders (recursively): new and changed documents are encoded, the rest skipped.
 
@@ -98,7 +102,8 @@ def index(paths: tuple[Path, ...], index_dir: Path | None, model_path: Path | No
             overlap_tokens=chunk_overlap if chunk_overlap is not None else defaults.overlap_tokens,
         )
     index_options = {name: value for name, value in
-                     (("vector_index_type", es_vector_index), ("shards", es_shards), ("replicas", es_replicas))
+                     ((VECTOR_INDEX_OPTION, vector_index), ("vector_index_type", es_vector_index), ("shards", es_shards),
+                      ("replicas", es_replicas))
                      if value is not None}
     if rebuild and partition is not None:
         raise click.UsageError("--rebuild builds the whole new index in one run; it cannot take --partition")

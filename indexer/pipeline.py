@@ -35,6 +35,7 @@ from bertsearch.models.loading import load_index_encoder
 from bertsearch.settings import WRITE_BATCH_PASSAGES, ChunkingSettings, IndexSettings
 from bertsearch.stores import StoreLocation, create_store, open_store
 from bertsearch.stores.base import EncodedDocument, Store, vector_key
+from bertsearch.stores.embedded.vectors import VECTOR_INDEX_OPTION
 from bertsearch.types import Document, Passage, SkippedFile
 from bertsearch.indexer.chunking import chunk_document
 from bertsearch.indexer.filenames import file_name_of
@@ -381,8 +382,12 @@ def open_index_for_writing(
 
 
 def check_index_options(location: StoreLocation, index_options: Mapping[str, Any] | None) -> None:
-    """Index layout options exist only for Elasticsearch; refuse them elsewhere rather than ignore them."""
-    if index_options and location.backend != "elasticsearch":
+    """Index layout options belong to one backend each; refuse them elsewhere rather than ignore them."""
+    options = dict(index_options or {})
+    if options.pop(VECTOR_INDEX_OPTION, None) is not None and location.backend != "embedded":
+        raise BertsearchError("the embedded store's vector index kind does not apply to Elasticsearch, whose index "
+                              "options set its vector index", settings=("es_vector_index",))
+    if options and location.backend != "elasticsearch":
         raise BertsearchError("index options (vector index type, shards, replicas) need the elasticsearch backend",
                               settings=("index_options", "backend"))
 

@@ -148,7 +148,7 @@ def test_switches_to_ivf_above_threshold_and_keeps_recall(tmp_path: Path, monkey
     with create_store(tmp_path / "idx", settings()) as store:
         store.write([encoded(f"d{i}", [f"text {i}"], i) for i in range(500)])
         hits = store.dense_search(unit(4200), 5)
-        assert store.stats().details["vector_index"] == "ivf"
+        assert store.stats().details["vector_index"] == "ivf-sq8"
         assert hits[0].doc_id == "d42"
         store.delete(["d42"])
         assert all(h.doc_id != "d42" for h in store.dense_search(unit(4200), 5))

@@ -12,8 +12,6 @@ with every vector still readable in it stashed for the indexer to reuse.
 
 from __future__ import annotations
 
-import fcntl
-import functools
 import json
 import os
 import sqlite3
@@ -21,77 +19,21 @@ import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Sequence, TypeVar
+from typing import Any, Sequence
 
 import numpy as np
 
-from bertsearch.errors import BackendError, DamagedIndexError, IndexNotFoundError, ReadOnlyIndexError
+from bertsearch.errors import IndexNotFoundError, ReadOnlyIndexError
 from bertsearch.sqlite import is_writable, read_only_uri
-from bertsearch.text import FTS5_TOKENIZER, query_terms
+from bertsearch.text import query_terms
 from bertsearch.settings import IndexSettings, read_settings, write_settings
 from bertsearch.stores.base import EncodedDocument, SearchFilter, Store, StoredDocument, StoreStats
+from bertsearch.stores.embedded.database import DATABASE_NAME, SCHEMA, Transaction, claim_writing, damaged, \
+    reports_damage
 from bertsearch.stores.embedded.salvage import damage, salvaged_vectors
-from bertsearch.stores.embedded.vectors import VectorIndex, remove_vector_files, vector_index_kind
+from bertsearch.stores.embedded.vectors import VectorIndex, recorded_choice, remove_vector_files, \
+    vector_index_kind
 from bertsearch.types import Document, PassageHit
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-DATABASE_NAME = "store.sqlite3"
-LOCK_NAME = "write.lock"
-
-_SCHEMA = f"""
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS documents (
-    doc_id TEXT PRIMARY KEY,
-    title TEXT NOT NULL,
-    text TEXT NOT NULL,
-    source TEXT NOT NULL,
-    content_hash TEXT NOT NULL,
-    metadata TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS passages (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    doc_id TEXT NOT NULL,
-    position INTEGER NOT NULL,
-    title TEXT NOT NULL,
-    text TEXT NOT NULL,
-    vector BLOB NOT NULL,
-    UNIQUE (doc_id, position)
-);
-CREATE VIRTUAL TABLE IF NOT EXISTS passages_fts USING fts5(
-    title, text, content='passages', content_rowid='id',
-    tokenize='{FTS5_TOKENIZER}'
-);
-CREATE TRIGGER IF NOT EXISTS passages_fts_insert AFTER INSERT ON passages BEGIN
-    INSERT INTO passages_fts (rowid, title, text) VALUES (new.id, new.title, new.text);
-END;
-CREATE TRIGGER IF NOT EXISTS passages_fts_delete AFTER DELETE ON passages BEGIN
-    INSERT INTO passages_fts (passages_fts, rowid, title, text) VALUES ('delete', old.id, old.title, old.text);
-END;
-CREATE TABLE IF NOT EXISTS stashed_vectors (key TEXT PRIMARY KEY, vector BLOB NOT NULL);
-INSERT OR IGNORE INTO meta (key, value) VALUES ('generation', '0');
-"""
-# SQLite's primary result codes for a damaged file (extended codes keep them in the low byte).
-_DAMAGE_CODES = frozenset({sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB})
-
-
-def _reports_damage(method: F) -> F:
-    """`method`, raising DamagedIndexError when SQLite finds the database damaged, instead of its own error."""
-
-    @functools.wraps(method)
-    def checked(self: "EmbeddedStore", *args: Any, **kwargs: Any) -> Any:
-        try:
-            return method(self, *args, **kwargs)
-        except sqlite3.DatabaseError as exc:
-            if getattr(exc, "sqlite_errorcode", 0) & 0xFF not in _DAMAGE_CODES:
-                raise
-            raise _damaged(self.index_dir, str(exc)) from None
-
-    return checked  # type: ignore[return-value]
-
-
-def _damaged(index_dir: Path, problem: str) -> DamagedIndexError:
-    return DamagedIndexError(f"the index database {index_dir / DATABASE_NAME} is damaged ({problem})", str(index_dir))
 
 
 @dataclass(frozen=True)
@@ -108,7 +50,7 @@ class EmbeddedStore(Store):
 
     concurrent_reads = False  # one FAISS index, searched behind `_lock` (passages are read in parallel)
 
-    @_reports_damage
+    @reports_damage
     def __init__(self, index_dir: Path, settings: IndexSettings) -> None:
         self.index_dir = index_dir
         self.settings = settings
@@ -122,8 +64,8 @@ class EmbeddedStore(Store):
         if not self.read_only:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
-            self._db.executescript(_SCHEMA)
-        self._vectors = VectorIndex(index_dir, settings.dimensions)
+            self._db.executescript(SCHEMA)
+        self._vectors = VectorIndex(index_dir, settings.dimensions, recorded_choice(settings.backend_options))
         # Each thread that reads passages has its own read-only connection: SQLite (WAL) runs those reads in
         # parallel, each on the last committed state, even beside a write. On one shared connection behind `_lock`,
         # a server's hybrid searches queued on the lock, held 70-80% of the time (BM25 alone takes ~10 ms).
@@ -155,7 +97,7 @@ class EmbeddedStore(Store):
         `vector_key`, so re-indexing the files encodes only what was lost. None if it is not damaged."""
         settings = read_settings(index_dir)
         database = index_dir / DATABASE_NAME
-        claim = _claim(index_dir)
+        claim = claim_writing(index_dir)
         try:
             problem = damage(database)
             if problem is None:
@@ -180,7 +122,7 @@ class EmbeddedStore(Store):
 
     # -- writing ---------------------------------------------------------------------------------
 
-    @_reports_damage
+    @reports_damage
     def acquire_write_lock(self) -> None:
         """One writer per index: a second `bertsearch index` on the same folder is refused, not interleaved. The
         database is checked (SQLite's quick_check: 0.3 s for 300 MB, measured warm) before anything is written to it."""
@@ -188,17 +130,17 @@ class EmbeddedStore(Store):
             return
         if self.read_only:
             raise ReadOnlyIndexError(f"the index at {self.index_dir} is read-only: it can be searched, not written")
-        handle = _claim(self.index_dir)
+        handle = claim_writing(self.index_dir)
         try:
             problem = self._db.execute("PRAGMA quick_check(1)").fetchone()[0]
             if problem != "ok":
-                raise _damaged(self.index_dir, problem)
+                raise damaged(self.index_dir, problem)
         except BaseException:
             handle.close()
             raise
         self._write_lock_file = handle
 
-    @_reports_damage
+    @reports_damage
     def stash_vectors(self, keys: Sequence[str], vectors: np.ndarray) -> None:
         if not keys:
             return
@@ -208,7 +150,7 @@ class EmbeddedStore(Store):
             self._db.executemany("INSERT OR REPLACE INTO stashed_vectors (key, vector) VALUES (?, ?)",
                                  [(key, vectors[i].tobytes()) for i, key in enumerate(keys)])
 
-    @_reports_damage
+    @reports_damage
     def stashed_vectors(self, keys: Sequence[str]) -> dict[str, np.ndarray]:
         unique = list(dict.fromkeys(keys))
         found: dict[str, np.ndarray] = {}
@@ -221,7 +163,7 @@ class EmbeddedStore(Store):
                 found.update((key, np.frombuffer(vector, dtype=np.float32)) for key, vector in rows)
         return found
 
-    @_reports_damage
+    @reports_damage
     def clear_stash(self, keys: Sequence[str] | None = None) -> None:
         if self.read_only:  # never written, so nothing stashed by this process
             return
@@ -235,13 +177,13 @@ class EmbeddedStore(Store):
             else:
                 self._db.executemany("DELETE FROM stashed_vectors WHERE key = ?", [(key,) for key in keys])
 
-    @_reports_damage
+    @reports_damage
     def stored_documents(self) -> dict[str, StoredDocument]:
         with self._lock:
             rows = self._db.execute("SELECT doc_id, content_hash, source FROM documents").fetchall()
         return {doc_id: StoredDocument(content_hash=h, source=source) for doc_id, h, source in rows}
 
-    @_reports_damage
+    @reports_damage
     def write(self, batch: Sequence[EncodedDocument]) -> None:
         if not batch:
             return
@@ -268,7 +210,7 @@ class EmbeddedStore(Store):
                 )
             self._bump_generation()
 
-    @_reports_damage
+    @reports_damage
     def delete(self, doc_ids: Sequence[str]) -> None:
         if not doc_ids:
             return
@@ -279,7 +221,7 @@ class EmbeddedStore(Store):
                 self._db.execute("DELETE FROM documents WHERE doc_id = ?", (doc_id,))
             self._bump_generation()
 
-    @_reports_damage
+    @reports_damage
     def close(self) -> None:
         with self._lock:
             if self._write_lock_file is not None:
@@ -287,6 +229,7 @@ class EmbeddedStore(Store):
                 self._vectors.save()
                 self._write_lock_file.close()
                 self._write_lock_file = None
+            self._vectors.close()
             self._db.close()
             for reader in self._reader_connections:
                 reader.close()
@@ -294,7 +237,7 @@ class EmbeddedStore(Store):
 
     # -- reading ---------------------------------------------------------------------------------
 
-    @_reports_damage
+    @reports_damage
     def passage_counts(self, doc_ids: Sequence[str]) -> dict[str, int]:
         unique = list(dict.fromkeys(doc_ids))
         counts: dict[str, int] = {}
@@ -308,7 +251,7 @@ class EmbeddedStore(Store):
                 ).fetchall())
         return counts
 
-    @_reports_damage
+    @reports_damage
     def dense_search(self, vector: np.ndarray, k: int, filter: SearchFilter | None = None,
                      texts: bool = True) -> list[PassageHit]:
         allowed = None
@@ -322,7 +265,7 @@ class EmbeddedStore(Store):
         # lock, and building hits holds the GIL. A passage deleted in between is simply left out.
         return self._passage_hits(ranked, texts)
 
-    @_reports_damage
+    @reports_damage
     def keyword_search(self, query: str, k: int, filter: SearchFilter | None = None,
                        texts: bool = True) -> list[PassageHit]:
         terms = query_terms(query)
@@ -343,7 +286,7 @@ class EmbeddedStore(Store):
         rows = self._reader().execute(sql, (match, *args, k)).fetchall()
         return self._passage_hits([(int(i), float(s)) for i, s in rows], texts)
 
-    @_reports_damage
+    @reports_damage
     def with_texts(self, hits: Sequence[PassageHit]) -> list[PassageHit]:
         if not hits:
             return []
@@ -361,7 +304,7 @@ class EmbeddedStore(Store):
         return [PassageHit(hit.doc_id, hit.position, hit.score, *found[key])
                 for hit, key in zip(hits, keys) if key in found]
 
-    @_reports_damage
+    @reports_damage
     def get_document(self, doc_id: str) -> Document | None:
         with self._lock:
             row = self._db.execute(
@@ -371,7 +314,7 @@ class EmbeddedStore(Store):
             return None
         return Document(doc_id=row[0], text=row[1], title=row[2], source=row[3], metadata=json.loads(row[4]))
 
-    @_reports_damage
+    @reports_damage
     def stats(self) -> StoreStats:
         with self._lock:
             documents = self._db.execute("SELECT COUNT(*) FROM documents").fetchone()[0]
@@ -381,13 +324,14 @@ class EmbeddedStore(Store):
             documents=documents,
             passages=passages,
             backend="embedded",
-            details={"vector_index": vector_index_kind(passages), "bytes_on_disk": size, "index_dir": str(self.index_dir)},
+            details={"vector_index": self._vectors.describe().get("kind") or vector_index_kind(passages, self._vectors.choice),
+                     "bytes_on_disk": size, "index_dir": str(self.index_dir)},
         )
 
     # -- internals -------------------------------------------------------------------------------
 
-    def _transaction(self) -> "_Transaction":
-        return _Transaction(self._db)
+    def _transaction(self) -> Transaction:
+        return Transaction(self._db)
 
     def _generation(self) -> int:
         return int(self._db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0])
@@ -446,29 +390,3 @@ class EmbeddedStore(Store):
                 self._reader_connections.append(reader)
             self._readers.connection = reader
         return reader
-
-class _Transaction:
-    """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception."""
-
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self.db = db
-
-    def __enter__(self) -> None:
-        self.db.execute("BEGIN IMMEDIATE")
-
-    def __exit__(self, exc_type: object, *rest: object) -> None:
-        self.db.execute("ROLLBACK" if exc_type else "COMMIT")
-
-
-def _claim(index_dir: Path) -> Any:
-    """The index's write lock (an flock on its lock file), held until the returned file is closed."""
-    try:
-        handle = open(index_dir / LOCK_NAME, "w")
-    except OSError as exc:
-        raise ReadOnlyIndexError(f"the index at {index_dir} cannot be written: {exc.strerror}") from None
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.close()
-        raise BackendError(f"{index_dir} is being written by another process") from None
-    return handle
