@@ -84,8 +84,8 @@ def _print_library_notes() -> None:
 @json_option
 def index(paths: tuple[Path, ...], index_dir: Path | None, model_path: Path | None, chunk_tokens: int | None,
           chunk_overlap: int | None, prune: bool, batch_passages: int, partition: Partition | None,
-          rebuild: bool, repair: bool, vector_index: str | None, es_vector_index: str | None, es_shards: int | None, es_replicas: int | None,
-          as_json: bool, **backend: object) -> None:
+          rebuild: bool, repair: bool, vector_index: str | None, es_vector_index: str | None, es_shards: int | None,
+          es_replicas: int | None, as_json: bool, **backend: object) -> None:
     """Index files and folders (recursively): new and changed documents are encoded, the rest skipped.
 
     Documents that could not be stored are listed, and the command exits non-zero; the next run retries them.
@@ -102,8 +102,8 @@ def index(paths: tuple[Path, ...], index_dir: Path | None, model_path: Path | No
             overlap_tokens=chunk_overlap if chunk_overlap is not None else defaults.overlap_tokens,
         )
     index_options = {name: value for name, value in
-                     ((VECTOR_INDEX_OPTION, vector_index), ("vector_index_type", es_vector_index), ("shards", es_shards),
-                      ("replicas", es_replicas))
+                     ((VECTOR_INDEX_OPTION, vector_index), ("vector_index_type", es_vector_index),
+                      ("shards", es_shards), ("replicas", es_replicas))
                      if value is not None}
     if rebuild and partition is not None:
         raise click.UsageError("--rebuild builds the whole new index in one run; it cannot take --partition")

@@ -6,7 +6,8 @@ import fcntl
 import functools
 import sqlite3
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
+from collections.abc import Callable
 
 from bertsearch.errors import BackendError, DamagedIndexError, ReadOnlyIndexError
 from bertsearch.text import FTS5_TOKENIZER

@@ -134,7 +134,8 @@ class VectorIndex:
                 return self._index
         db_ids = np.fromiter((r[0] for r in db.execute("SELECT id FROM passages")), dtype=np.int64)
         wanted_kind = vector_index_kind(len(db_ids), self.choice)
-        if self._index is None or _kind_of(self._index) != wanted_kind or self._needs_retraining(self._index, len(db_ids)):
+        if (self._index is None or _kind_of(self._index) != wanted_kind
+                or self._needs_retraining(self._index, len(db_ids))):
             self._index = self._build(db, db_ids, wanted_kind)
         else:
             if self._mapped:
