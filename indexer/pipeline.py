@@ -33,7 +33,7 @@ from bertsearch.errors import BertsearchError, IndexMismatchError, IndexNotFound
 from bertsearch.models.base import TextEncoder
 from bertsearch.models.loading import load_index_encoder
 from bertsearch.settings import WRITE_BATCH_PASSAGES, ChunkingSettings, IndexSettings
-from bertsearch.stores import StoreLocation, create_store, open_store
+from bertsearch.stores import StoreLocation, backend_of, create_store, open_store
 from bertsearch.stores.base import EncodedDocument, Store, vector_key
 from bertsearch.types import Document, Passage, SkippedFile
 from bertsearch.indexer.chunking import chunk_document
@@ -382,8 +382,9 @@ def open_index_for_writing(
 
 
 def check_index_options(location: StoreLocation, index_options: Mapping[str, Any] | None) -> None:
-    """Index layout options exist only for Elasticsearch; refuse them elsewhere rather than ignore them."""
-    if index_options and location.backend != "elasticsearch":
+    """Index layout options exist only for a backend that takes them (Elasticsearch); refuse them elsewhere rather
+    than ignore them."""
+    if index_options and not backend_of(location).layout_options:
         raise BertsearchError("--es-vector-index, --es-shards and --es-replicas need --backend elasticsearch")
 
 

@@ -4,10 +4,7 @@ a rebuild swaps), `documents` and `queries` (how passages are stored and searche
 `Store` they make up."""
 
 from bertsearch.stores.elasticsearch.connection import ElasticsearchConnection
-from bertsearch.stores.elasticsearch.mapping import (
-    LAYOUT_DEFAULTS,
-    with_layout_defaults,
-)
+from bertsearch.stores.elasticsearch.mapping import LAYOUT_DEFAULTS, with_layout_defaults
 from bertsearch.stores.elasticsearch.store import ElasticsearchStore
 
 __all__ = ["LAYOUT_DEFAULTS", "ElasticsearchConnection", "ElasticsearchStore", "with_layout_defaults"]

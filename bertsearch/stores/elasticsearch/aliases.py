@@ -15,11 +15,7 @@ from bertsearch.errors import BackendError, IndexMismatchError, IndexNotFoundErr
 from bertsearch.settings import IndexSettings
 from bertsearch.stores.elasticsearch.client import RetryingClient
 from bertsearch.stores.elasticsearch.errors import error_type
-from bertsearch.stores.elasticsearch.mapping import (
-    index_mapping,
-    recorded_settings,
-    same_build,
-)
+from bertsearch.stores.elasticsearch.mapping import index_mapping, recorded_settings, same_build
 
 
 class AliasedIndices:

@@ -9,11 +9,7 @@ from typing import Any, Callable, TypeVar
 from elasticsearch import ApiError, TransportError, helpers
 
 from bertsearch.stores.elasticsearch.connection import ElasticsearchConnection
-from bertsearch.stores.elasticsearch.errors import (
-    IncompleteAnswer,
-    backend_error,
-    is_transient,
-)
+from bertsearch.stores.elasticsearch.errors import IncompleteAnswer, backend_error, is_transient
 
 T = TypeVar("T")
 

@@ -18,48 +18,19 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 from elasticsearch import helpers
 
-from bertsearch.errors import (
-    IndexMismatchError,
-    IndexNotFoundError,
-    PartialWriteError,
-)
+from bertsearch.errors import IndexMismatchError, IndexNotFoundError, PartialWriteError
 from bertsearch.settings import IndexSettings
-from bertsearch.stores.base import (
-    EncodedDocument,
-    SearchFilter,
-    Store,
-    StoredDocument,
-    StoreStats,
-)
+from bertsearch.stores.base import EncodedDocument, SearchFilter, Store, StoredDocument, StoreStats
 from bertsearch.stores.elasticsearch import stash
 from bertsearch.stores.elasticsearch.aliases import AliasedIndices, checked_index_name
 from bertsearch.stores.elasticsearch.client import MAX_BACKOFF, RetryingClient
 from bertsearch.stores.elasticsearch.connection import ElasticsearchConnection
-from bertsearch.stores.elasticsearch.documents import (
-    PASSAGE_FIELDS,
-    Action,
-    delete_action,
-    document_action,
-    document_id,
-    elasticsearch_id,
-    hit_fields,
-    passage_actions,
-    passage_hit,
-)
-from bertsearch.stores.elasticsearch.errors import (
-    IncompleteAnswer,
-    index_not_found,
-    reason,
-)
-from bertsearch.stores.elasticsearch.mapping import (
-    vector_index_type,
-    with_layout_defaults,
-)
-from bertsearch.stores.elasticsearch.queries import (
-    MAX_RESULTS,
-    keyword_query,
-    knn_search,
-)
+from bertsearch.stores.elasticsearch.documents import (PASSAGE_FIELDS, Action, delete_action, document_action,
+                                                       document_id, elasticsearch_id, hit_fields, passage_actions,
+                                                       passage_hit)
+from bertsearch.stores.elasticsearch.errors import IncompleteAnswer, index_not_found, reason
+from bertsearch.stores.elasticsearch.mapping import vector_index_type, with_layout_defaults
+from bertsearch.stores.elasticsearch.queries import MAX_RESULTS, keyword_query, knn_search
 from bertsearch.text import FTS5_TOKENIZER, porter_terms, query_terms
 from bertsearch.types import Document, PassageHit
 
