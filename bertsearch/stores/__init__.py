@@ -16,6 +16,7 @@ from bertsearch.settings import (
 )
 from bertsearch.stores.backends import (
     BACKENDS,
+    DEFAULT_BACKEND,
     DEFAULT_ES_INDEX,
     VECTOR_INDEX_TYPES,
     Backend,
@@ -73,7 +74,7 @@ def resolve_location(
     Credentials are never recorded: they come from options or the environment each time.
     """
     recorded = read_settings(index_dir) if settings_exist(index_dir) else None
-    chosen = find_backend(backend or (recorded.backend if recorded else "embedded"))
+    chosen = find_backend(backend or (recorded.backend if recorded else DEFAULT_BACKEND))
     where = recorded.backend_options if recorded and recorded.backend == chosen.name else {}
     options = {"url": es_url, "index": es_index, "username": es_username, "password": es_password,
                "api_key": es_api_key, "ca_certs": es_ca_certs, "verify_certs": es_verify_certs}

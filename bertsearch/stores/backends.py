@@ -166,6 +166,7 @@ class ElasticsearchBackend(Backend):
 
 REGISTRY: dict[str, Backend] = {backend.name: backend for backend in (EmbeddedBackend(), ElasticsearchBackend())}
 BACKENDS = tuple(REGISTRY)
+DEFAULT_BACKEND = EmbeddedBackend.name
 
 
 def find_backend(name: str) -> Backend:
