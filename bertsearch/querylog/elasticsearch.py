@@ -34,12 +34,14 @@ class ElasticsearchQueryLog(QueryLog):
     returns only the events of the index at `location`.
     """
 
-    def __init__(self, location: StoreLocation, stream: str = QUERY_LOG_STREAM) -> None:
+    def __init__(self, location: StoreLocation, stream: str = QUERY_LOG_STREAM, max_retries: int = 3,
+                 initial_backoff: float = 0.5) -> None:
+        """`max_retries` and `initial_backoff` as for the store (`RetryingClient`)."""
         assert location.elasticsearch is not None
         self.connection = location.elasticsearch
         self.stream = stream
         self.index = location.es_index
-        self._retrying = RetryingClient(self.connection, stream)
+        self._retrying = RetryingClient(self.connection, stream, max_retries, initial_backoff)
         self._client = self._retrying.client
         self._template_ready = False
 
@@ -85,7 +87,8 @@ class ElasticsearchQueryLog(QueryLog):
     def hash_key(self) -> bytes:
         """This index's document in the hidden index `QUERY_HASH_KEY_INDEX`, created once (`create`, so two
         processes starting together agree on one key): readers of the log need no access to it."""
-        keys = RetryingClient(self.connection, QUERY_HASH_KEY_INDEX)
+        keys = RetryingClient(self.connection, QUERY_HASH_KEY_INDEX, self._retrying.max_retries,
+                              self._retrying.initial_backoff)
         try:
             key = self._stored_key(keys)
             if key is not None:
