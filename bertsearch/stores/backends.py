@@ -1,9 +1,8 @@
 """The registry of backends: for each name, where an index of it lives (its location settings), its store class
 and its query-log class.
 
-Classes are named by import path and imported when first used, so naming a backend costs nothing (the
-Elasticsearch client alone takes a good part of a second to import, and `bertsearch query` on an embedded
-index never needs it). A new backend is one more `Backend` here and its two classes; nothing else asks which
+Classes are named by import path and imported when first used, so naming a backend costs nothing: the
+Elasticsearch client is slow to import, and `bertsearch query` on an embedded index never needs it. A new backend is one more `Backend` here and its two classes; nothing else asks which
 backend it has.
 
 Store classes follow one convention (`StoreClass`): `open(*where)`, `create(*where, settings)` and, if they are
