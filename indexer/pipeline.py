@@ -25,27 +25,27 @@ import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from bertsearch.errors import BertsearchError, IndexMismatchError, IndexNotFoundError, PartialWriteError
+from bertsearch.errors import PartialWriteError
 from bertsearch.models.base import TextEncoder
-from bertsearch.models.loading import load_index_encoder
-from bertsearch.settings import WRITE_BATCH_PASSAGES, ChunkingSettings, IndexSettings
-from bertsearch.stores import StoreLocation, create_store, open_store
+from bertsearch.settings import WRITE_BATCH_PASSAGES, ChunkingSettings
+from bertsearch.stores import StoreLocation
 from bertsearch.stores.base import EncodedDocument, Store, vector_key
-from bertsearch.stores.embedded.vectors import VECTOR_INDEX_OPTION
 from bertsearch.types import Document, Passage, SkippedFile
 from bertsearch.indexer.chunking import chunk_document
 from bertsearch.indexer.filenames import file_name_of
+from bertsearch.indexer.open_index import check_index_options, new_index_settings, open_index_for_writing
 from bertsearch.indexer.partition import Partition
 from bertsearch.indexer.progress import IndexProgress, NullProgress
 from bertsearch.indexer.readers import DEFAULT_MAX_FILE_BYTES, estimate_document_count, iter_documents
 
-if TYPE_CHECKING:
-    from bertsearch.models.encoder import Encoder
-
+# Opening the index a run writes is `open_index`'s; its functions belong to the indexing API callers import from here.
+__all__ = ["IndexSummary", "Indexer", "check_index_options", "content_hash", "index_paths", "is_under",
+           "new_index_settings", "open_index_for_writing"]
 
 
 @dataclass
@@ -140,7 +140,8 @@ class Indexer:
                     summary.documents_in_other_partitions += 1
                     self.progress.advance(documents=1)
                 elif item.doc_id in seen:
-                    self._skip(summary, item.source, f"duplicate id {item.doc_id!r} (first seen in {seen[item.doc_id]})")
+                    self._skip(summary, item.source,
+                               f"duplicate id {item.doc_id!r} (first seen in {seen[item.doc_id]})")
                 else:
                     seen[item.doc_id] = item.source
                     yield item
@@ -205,7 +206,8 @@ class Indexer:
                 summary.documents_unchanged += 1
                 self.progress.advance(documents=1)
                 continue
-            passages = chunk_document(item, self.encoder.tokenizer, self.chunking.max_tokens, self.chunking.overlap_tokens)
+            passages = chunk_document(item, self.encoder.tokenizer, self.chunking.max_tokens,
+                                      self.chunking.overlap_tokens)
             if len(passages) > self.batch_passages and pending:  # a long document gets batches of its own
                 self._write(pending, summary)
                 pending, pending_passages = [], 0
@@ -223,7 +225,8 @@ class Indexer:
         vectors, stash_used = self._vectors([passage for item in pending for passage in item.passages], summary)
         batch, offset = [], 0
         for item in pending:
-            batch.append(EncodedDocument(item.document, item.digest, item.passages, vectors[offset : offset + len(item.passages)]))
+            batch.append(EncodedDocument(item.document, item.digest, item.passages,
+                                         vectors[offset : offset + len(item.passages)]))
             offset += len(item.passages)
         failures = self._unstored(batch)
         for item in pending:
@@ -337,78 +340,3 @@ def index_paths(
             summary = indexer.index(list(paths), prune=prune)
     prepare_query_encoder(encoder)
     return summary
-
-
-def open_index_for_writing(
-    location: StoreLocation,
-    model_path: str | Path | None = None,
-    chunking: ChunkingSettings | None = None,
-    index_options: Mapping[str, Any] | None = None,
-    claim: bool = True,
-) -> tuple[Store, Encoder, ChunkingSettings]:
-    """The existing index at `location` (refusing another model, chunking or index options), or a new one.
-
-    `index_options` set the layout of a new Elasticsearch index (`vector_index_type`, `shards`, `replicas`).
-    The index is claimed for writing (`Store.acquire_write_lock`) before the model loads, so a read-only or busy
-    one is refused at once; with `claim` false, only at its first write (an evaluation of a read-only index that
-    holds its whole corpus already writes nothing).
-    """
-    check_index_options(location, index_options)
-    try:
-        store = open_store(location)
-    except IndexNotFoundError:
-        store = None
-    if store is not None:
-        settings = store.settings
-        try:
-            if claim:
-                store.acquire_write_lock()
-            differing = {k: v for k, v in (index_options or {}).items() if settings.backend_options.get(k) != v}
-            if differing:
-                recorded = ", ".join(f"{k} {settings.backend_options.get(k)}" for k in differing)
-                wanted = ", ".join(f"{k} {v}" for k, v in differing.items())
-                raise IndexMismatchError(f"this index was built with {recorded}, not {wanted}", differs="layout")
-            encoder = load_index_encoder(settings.model_path, settings.model_fingerprint, model_path)
-            settings.check_compatible(encoder.info.fingerprint, chunking)
-        except BertsearchError:
-            store.close()
-            raise
-        return store, encoder, settings.chunking
-    from bertsearch.models.encoder import Encoder
-
-    encoder = Encoder(model_path)
-    settings = new_index_settings(encoder, chunking, index_options)
-    return create_store(location, settings), encoder, settings.chunking
-
-
-def check_index_options(location: StoreLocation, index_options: Mapping[str, Any] | None) -> None:
-    """Index layout options belong to one backend each; refuse them elsewhere rather than ignore them."""
-    options = dict(index_options or {})
-    if options.pop(VECTOR_INDEX_OPTION, None) is not None and location.backend != "embedded":
-        raise BertsearchError("the embedded store's vector index kind does not apply to Elasticsearch, whose index "
-                              "options set its vector index", settings=("es_vector_index",))
-    if options and location.backend != "elasticsearch":
-        raise BertsearchError("index options (vector index type, shards, replicas) need the elasticsearch backend",
-                              settings=("index_options", "backend"))
-
-
-def new_index_settings(
-    encoder: TextEncoder, chunking: ChunkingSettings | None, index_options: Mapping[str, Any] | None = None
-) -> IndexSettings:
-    """Settings for a new index of `encoder`'s vectors; `chunking` is checked against the model's limit."""
-    chunking = chunking or ChunkingSettings(max_tokens=min(ChunkingSettings().max_tokens, encoder.info.max_seq_length))
-    if chunking.max_tokens > encoder.info.max_seq_length:
-        raise BertsearchError(
-            f"chunking max_tokens {chunking.max_tokens} exceeds the model's maximum of {encoder.info.max_seq_length} "
-            "tokens", settings=("max_tokens",)
-        )
-    if not 0 <= chunking.overlap_tokens < chunking.max_tokens // 2:
-        raise BertsearchError("chunking overlap_tokens must be at least 0 and less than half of max_tokens",
-                              settings=("overlap_tokens", "max_tokens"))
-    return IndexSettings(
-        model_path=encoder.info.path,
-        model_fingerprint=encoder.info.fingerprint,
-        dimensions=encoder.info.dimensions,
-        chunking=chunking,
-        backend_options=dict(index_options or {}),
-    )

@@ -18,12 +18,8 @@ from bertsearch.models.fast_encoding import indexing_encoder
 from bertsearch.models.loading import load_index_encoder
 from bertsearch.settings import WRITE_BATCH_PASSAGES, ChunkingSettings, IndexSettings
 from bertsearch.stores import StoreLocation, check_stageable, open_store, publish_store, stage_store
-from bertsearch.indexer.pipeline import (
-    Indexer,
-    IndexSummary,
-    check_index_options,
-    new_index_settings,
-)
+from bertsearch.indexer.open_index import check_index_options, new_index_settings
+from bertsearch.indexer.pipeline import Indexer, IndexSummary
 from bertsearch.indexer.progress import IndexProgress
 
 

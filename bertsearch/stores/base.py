@@ -69,6 +69,9 @@ class Store(ABC):
     # False for a store whose searches take one lock in turn (the embedded store's FAISS index): a server then
     # runs them on one thread, as more would only queue on the lock and contend for the GIL.
     concurrent_reads: ClassVar[bool] = True
+    # True for a store that can build a new index beside the live one and swap it in, so a rebuild never
+    # interrupts searches: its class has `stage` (see bertsearch.stores.backends) and its staged stores `publish`.
+    rebuildable: ClassVar[bool] = False
 
     @abstractmethod
     def stored_documents(self) -> dict[str, StoredDocument]:
@@ -134,6 +137,11 @@ class Store(ABC):
     @abstractmethod
     def stats(self) -> StoreStats:
         """Counts for summaries and the stats page."""
+
+    def publish(self) -> list[str]:
+        """Make this store, staged beside the live index, the live one in one atomic step, and drop the old one;
+        returns what was dropped. Only a `rebuildable` store's staged stores have it."""
+        raise NotImplementedError(f"{type(self).__name__} is not rebuildable: it cannot be staged or published")
 
     def close(self) -> None:
         """Release resources; stores that buffer must have flushed by the end of `write`."""

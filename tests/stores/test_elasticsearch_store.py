@@ -18,9 +18,9 @@ import pytest
 from bertsearch.errors import BackendError, IndexMismatchError, IndexNotFoundError, PartialWriteError
 from bertsearch.settings import ChunkingSettings, IndexSettings
 from bertsearch.stores import SearchFilter
-from bertsearch.stores import elasticsearch as es_module
 from bertsearch.stores.base import EncodedDocument
 from bertsearch.stores.elasticsearch import ElasticsearchConnection, ElasticsearchStore, with_layout_defaults
+from bertsearch.stores.elasticsearch import store as es_store_module
 from bertsearch.types import Document, Passage
 from tests.stores.contract import check_ids_only_searches_and_with_texts, check_stash
 
@@ -186,7 +186,7 @@ def test_filters_apply_before_knn_so_k_hits_still_come_back(store: Elasticsearch
 def test_get_document_and_stored_documents_round_trip(
     store: ElasticsearchStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(es_module, "SCAN_PAGE", 3)  # several scroll pages from a few documents
+    monkeypatch.setattr(es_store_module, "SCAN_PAGE", 3)  # several scroll pages from a few documents
     batch = [encoded(f"d{i}", [f"text {i}"], i, source=f"/corpus/{i}.txt") for i in range(10)]
     batch.append(encoded("empty", [], 99, source="/corpus/empty.txt"))
     rich = Document(
