@@ -11,7 +11,6 @@ from typing import cast
 
 import numpy as np
 
-from bertsearch.device import query_path
 from bertsearch.errors import InvalidQueryError, NoRerankerError
 from bertsearch.fusion import reciprocal_rank_fusion
 from bertsearch.models.base import QueryEncoder
@@ -296,7 +295,7 @@ def open_searcher(
     store = open_store(location)
     settings = store.settings
     try:
-        check_index_encodings(read_encodings(index_dir), query_path(engine).describe())
+        check_index_encodings(read_encodings(index_dir), engine)
         path = Path(reranker_path) if reranker_path is not None else None
         reranker, depth = configured_reranker(index_dir, path, force_reranker, rerank_depth, engine)
     except BaseException:

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from bertsearch.device import query_path
 from bertsearch.errors import IndexMismatchError
 from bertsearch.models import samples
 from bertsearch.models.base import TextEncoder
@@ -55,13 +56,14 @@ def check_path(fast: TextEncoder, reference: TextEncoder, path: str) -> PathChec
                      mean_cosine=round(float(found.mean()), 6), bound=MIN_PATH_COSINE)
 
 
-def check_index_encodings(records: list[EncodingRecord], query_path: str) -> None:
-    """Queries encoded by `query_path` may search an index whose vectors other paths wrote only if each of those
-    paths was found faithful to fp32 by today's bound (`records`: the index's `settings.read_encodings`; fp32
-    paths and indexes from before paths were recorded carry no figures and pass). IndexMismatchError otherwise."""
+def check_index_encodings(records: list[EncodingRecord], engine: str | None = None) -> None:
+    """Queries encoded as one-off commands encode them (`device.query_path(engine)`) may search an index whose vectors
+    other paths wrote only if each of those paths was found faithful to fp32 by today's bound (`records`: the index's
+    `settings.read_encodings`; fp32 paths and indexes from before paths were recorded carry no figures and pass).
+    IndexMismatchError otherwise, naming both paths."""
     for record in records:
         if record.min_cosine is not None and record.min_cosine < MIN_PATH_COSINE:
             raise IndexMismatchError(
                 f"this index holds vectors encoded by {record.path} (cosine {record.min_cosine:.5f} to fp32 on the "
-                f"check's sample, below {MIN_PATH_COSINE}), which queries encoded by {query_path} would not search "
-                "faithfully: rebuild the index in fp32 (BERTSEARCH_PRECISION=fp32)")
+                f"check's sample, below {MIN_PATH_COSINE}), which queries encoded by {query_path(engine).describe()} "
+                "would not search faithfully: rebuild the index in fp32 (BERTSEARCH_PRECISION=fp32)")

@@ -77,13 +77,11 @@ def test_a_path_asked_for_that_fails_its_check_is_an_error(int8_cache: Path, fp3
 
 
 def test_queries_search_an_index_only_if_every_path_that_wrote_it_was_faithful() -> None:
-    check_index_encodings([], "onnx fp32 on cpu")  # an index from before paths were recorded
+    check_index_encodings([], "onnx")  # an index from before paths were recorded
     check_index_encodings([EncodingRecord("torch fp32 on cpu"),
-                           EncodingRecord("onnx int8 on cpu", "AVX2", MIN_PATH_COSINE + 0.001, 0.995, 0.99)],
-                          "onnx fp32 on cpu")
+                           EncodingRecord("onnx int8 on cpu", "AVX2", MIN_PATH_COSINE + 0.001, 0.995, 0.99)], "onnx")
     with pytest.raises(IndexMismatchError, match=r"encoded by onnx int8 on cpu .* queries encoded by onnx fp32 on cpu"):
-        check_index_encodings([EncodingRecord("onnx int8 on cpu", "AVX2", MIN_PATH_COSINE - 0.01, 0.99, 0.9)],
-                              "onnx fp32 on cpu")
+        check_index_encodings([EncodingRecord("onnx int8 on cpu", "AVX2", MIN_PATH_COSINE - 0.01, 0.99, 0.9)], "onnx")
 
 
 def test_a_query_on_an_index_written_by_an_unfaithful_path_is_one_error_naming_both(tmp_path: Path) -> None:
