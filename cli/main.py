@@ -268,6 +268,12 @@ def eval_command(dataset_dir: Path, split: str, index_dir: Path | None, pipeline
         console.print(f"{pipeline:<14}  " + "  ".join(f"{metrics[n]:>14.4f}" for n in names))
 
 
+PSEUDO_QUERY_CAVEAT = (
+    "note: this reranker was checked on pseudo-queries made from the corpus only, never on real queries, so its "
+    "blend weight is kept low; to check it properly, train it again with a few dozen of your own judged queries: "
+    "bertsearch train-reranker --self-supervised --queries FILE --qrels FILE ...")
+
+
 @cli.command(name="train-reranker")
 @click.option("--pairs", "pairs_path", type=click.Path(path_type=Path),
               help="JSONL/TSV of (query, passage, label 0/1) or (query, positive, negative).")
@@ -315,9 +321,18 @@ def train_reranker(pairs_path: Path | None, index_dir: Path | None, queries_path
         raise click.UsageError("--queries and --qrels go together")
     if epochs is None:
         epochs = 1.0 if self_supervised else 3.0
+    patience = None
+    if self_supervised:
+        from bertsearch.training.self_supervised import (
+            SELF_SUPERVISED_EVAL_EVERY,
+            SELF_SUPERVISED_MAX_STEPS,
+            SELF_SUPERVISED_PATIENCE,
+        )
+        max_steps, eval_every = max_steps or SELF_SUPERVISED_MAX_STEPS, eval_every or SELF_SUPERVISED_EVAL_EVERY
+        patience = SELF_SUPERVISED_PATIENCE
     config = TrainingConfig(epochs=epochs, max_steps=max_steps, groups_per_step=groups_per_step, negatives=negatives,
                             learning_rate=learning_rate, max_length=max_length, eval_every=eval_every,
-                            validation_queries=validation_queries)
+                            validation_queries=validation_queries, patience=patience)
     data = training_data(config, pairs_path, index_dir or default_index_dir(), queries_path, qrels_path,
                          self_supervised, max_documents)
     click.echo(f"training on {len(data.groups)} queries from {data.source}", err=True)
@@ -346,6 +361,8 @@ def train_reranker(pairs_path: Path | None, index_dir: Path | None, queries_path
         click.echo(f"check on {check.queries} validation queries, top {check.depth}: first stage nDCG@10 "
                    f"{check.first_stage:.4f}, reranker alone {check.rerank_only:.4f}, blend "
                    f"(weight {check.blend_weight:.2f}) {check.blend:.4f}: {verdict}")
+        if not check.judged:
+            click.echo(PSEUDO_QUERY_CAVEAT)
 
 
 @cli.group()
@@ -367,6 +384,8 @@ def reranker_use(path: Path, index_dir: Path | None, depth: int, force: bool) ->
     check = metadata.check
     detail = f"; validation nDCG@10 {check.first_stage:.4f} → {check.blend:.4f}" if check else ""
     click.echo(f"{folder} now reranks the top {depth} hits with {path}{detail}")
+    if check is not None and not check.judged:
+        click.echo(PSEUDO_QUERY_CAVEAT)
 
 
 for command in (serve, stats, dashboards):
