@@ -54,8 +54,8 @@ _COMMON = STOPWORDS | frozenset({
     "using", "very", "well", "whereas", "whether", "while", "within", "without", "would", "yet",
 })
 # Training defaults of `--self-supervised`: a few hundred steps at most, stopped when the check stops improving.
-SELF_SUPERVISED_MAX_STEPS = 200
-SELF_SUPERVISED_EVAL_EVERY = 25
+SELF_SUPERVISED_MAX_STEPS = 60
+SELF_SUPERVISED_EVAL_EVERY = 20
 SELF_SUPERVISED_PATIENCE = 2
 # Word rarity is counted over this many documents of the index (all of them, in a smaller one).
 FREQUENCY_SAMPLE = 5000
@@ -160,7 +160,7 @@ def pseudo_query_validation(searcher: Searcher, held: Sequence[PseudoQuery],
         raise TypeError(f"pseudo-query validation indexes passages: it needs a TextEncoder, not {type(encoder)}")
     pool: dict[str, Document] = {}
     for example in held:
-        for hit in first_stage_candidates(searcher, example.query[:1000], MINING_DEPTH):
+        for hit in first_stage_candidates(searcher, example.query[:1000], depth):
             if hit.doc_id not in pool and (document := searcher.store.get_document(hit.doc_id)) is not None:
                 pool[hit.doc_id] = document
     pool.update({example.doc_id: example.positive for example in held})
@@ -190,6 +190,8 @@ def self_supervised_data(searcher: Searcher, config: TrainingConfig, max_documen
         raise TrainingDataError("the index holds no documents to train on")
     rng.shuffle(doc_ids)
     want_held = 0 if validation is not None else min(config.validation_queries, max_documents // 5)
+    if config.max_steps:  # no more pseudo-queries than the steps will read: each costs a first-stage search
+        max_documents = min(max_documents, config.max_steps * config.groups_per_step)
     sample = [d for d in map(searcher.store.get_document, doc_ids[:FREQUENCY_SAMPLE]) if d is not None]
     frequencies = document_frequencies(sample)
     examples: list[PseudoQuery] = []

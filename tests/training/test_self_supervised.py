@@ -27,7 +27,7 @@ from bertsearch.training.self_supervised import (
 )
 from bertsearch.training.validation import MAX_PSEUDO_QUERY_WEIGHT, PSEUDO_QUERIES
 from bertsearch.types import Document, passage_text
-from tests.helpers import write_scifact_slice
+from tests.helpers import run_bertsearch, write_scifact_slice
 
 SENTENCES = ["Misfolded proteins accumulate in yeast cells under heat stress.",
              "Chaperones such as Hsp104 disaggregate these proteins within minutes.",
@@ -146,3 +146,8 @@ def test_the_check_on_pseudo_queries_agrees_in_sign_with_real_queries(tmp_path: 
     predicted_alone = check.rerank_only - check.first_stage
     assert (predicted_alone > 0) == (alone > first_stage), dataclasses.asdict(check) | {"real": (first_stage, alone)}
     assert blended >= first_stage, (check, first_stage, blended)
+
+    # Put to use, it says plainly what it was checked on, and how to check it on real queries.
+    used = run_bertsearch("reranker", "use", output, "--index-dir", location.index_dir, "--force")
+    assert used.returncode == 0, used.stderr
+    assert "checked on pseudo-queries" in used.stdout and "--queries FILE --qrels FILE" in used.stdout
