@@ -70,6 +70,15 @@ class RerankCheck:
     rerank_only: float
     blend: float
     blend_weight: float
+    # "judged" (real queries with relevance judgments) or "pseudo-queries" (made from the corpus, which predict
+    # real queries less well: the weight is then chosen conservatively, bertsearch.training.validation).
+    evidence: str = "judged"
+    # One-sided 95% lower bound of the blend's nDCG@10 gain over the first stage, per validation query.
+    gain_lower_bound: float | None = None
+
+    @property
+    def judged(self) -> bool:
+        return self.evidence == "judged"
 
     @property
     def helps(self) -> bool:

@@ -11,6 +11,12 @@ from bertsearch.rerank import DEFAULT_MAX_LENGTH
 from bertsearch.settings import default_index_dir
 
 
+PSEUDO_QUERY_CAVEAT = (
+    "note: this reranker was checked on pseudo-queries made from the corpus only, never on real queries, so its "
+    "blend weight is kept low; to check it properly, train it again with a few dozen of your own judged queries: "
+    "bertsearch train-reranker --self-supervised --queries FILE --qrels FILE ...")
+
+
 @click.command(name="train-reranker")
 @click.option("--pairs", "pairs_path", type=click.Path(path_type=Path),
               help="JSONL/TSV of (query, passage, label 0/1) or (query, positive, negative).")
@@ -63,9 +69,18 @@ def train_reranker(pairs_path: Path | None, index_dir: Path | None, queries_path
                                if "pairs" in exc.settings else "--queries and --qrels go together") from None
     if epochs is None:
         epochs = DEFAULT_EPOCHS[source]
+    patience = None
+    if source == "self-supervised":
+        from bertsearch.training.self_supervised import (
+            SELF_SUPERVISED_EVAL_EVERY,
+            SELF_SUPERVISED_MAX_STEPS,
+            SELF_SUPERVISED_PATIENCE,
+        )
+        max_steps, eval_every = max_steps or SELF_SUPERVISED_MAX_STEPS, eval_every or SELF_SUPERVISED_EVAL_EVERY
+        patience = SELF_SUPERVISED_PATIENCE
     config = TrainingConfig(epochs=epochs, max_steps=max_steps, groups_per_step=groups_per_step, negatives=negatives,
                             learning_rate=learning_rate, max_length=max_length, eval_every=eval_every,
-                            validation_queries=validation_queries)
+                            validation_queries=validation_queries, patience=patience)
     data = training_data(config, pairs_path, index_dir or default_index_dir(), queries_path, qrels_path,
                          self_supervised, max_documents)
     click.echo(f"training on {len(data.groups)} queries from {data.source}", err=True)
@@ -94,6 +109,8 @@ def train_reranker(pairs_path: Path | None, index_dir: Path | None, queries_path
         click.echo(f"check on {check.queries} validation queries, top {check.depth}: first stage nDCG@10 "
                    f"{check.first_stage:.4f}, reranker alone {check.rerank_only:.4f}, blend "
                    f"(weight {check.blend_weight:.2f}) {check.blend:.4f}: {verdict}")
+        if not check.judged:
+            click.echo(PSEUDO_QUERY_CAVEAT)
 
 
 @click.group()
@@ -116,3 +133,5 @@ def reranker_use(path: Path, index_dir: Path | None, depth: int, force: bool) ->
     check = metadata.check
     detail = f"; validation nDCG@10 {check.first_stage:.4f} → {check.blend:.4f}" if check else ""
     click.echo(f"{folder} now reranks the top {depth} hits with {path}{detail}")
+    if check is not None and not check.judged:
+        click.echo(PSEUDO_QUERY_CAVEAT)

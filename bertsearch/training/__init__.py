@@ -3,7 +3,12 @@
 first stage, the blend weight) and `artifact` (the model folder, written atomically)."""
 
 from bertsearch.training.config import TrainingConfig
-from bertsearch.training.data import TrainingData, TrainingDataError, TrainingGroup, ValidationQuery
+from bertsearch.training.data import (
+           TrainingData,
+           TrainingDataError,
+           TrainingGroup,
+           ValidationQuery,
+)
 from bertsearch.training.loop import TrainingProgress, train_reranker
 from bertsearch.training.sources import training_data
 

@@ -45,6 +45,8 @@ class TrainingData:
     groups: list[TrainingGroup]
     validation_queries: list[ValidationQuery] = field(default_factory=list)
     validation_groups: list[TrainingGroup] = field(default_factory=list)
+    # What `validation_queries` are: "judged" (real queries) or "pseudo-queries" (made from the corpus).
+    validation_evidence: str = "judged"
 
     @property
     def data_hash(self) -> str:

@@ -8,7 +8,13 @@ from bertsearch.beir import read_qrels, read_queries
 from bertsearch.rerank import DEFAULT_RERANK_DEPTH
 from bertsearch.search import Searcher
 from bertsearch.training.config import TrainingConfig
-from bertsearch.training.data import TrainingData, TrainingDataError, TrainingGroup, ValidationQuery, split_held_out
+from bertsearch.training.data import (
+    TrainingData,
+    TrainingDataError,
+    TrainingGroup,
+    ValidationQuery,
+    split_held_out,
+)
 from bertsearch.training.mining import MINING_DEPTH, first_stage_candidates
 from bertsearch.types import passage_text
 

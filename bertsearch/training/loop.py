@@ -62,8 +62,9 @@ def train_reranker(
     """Train a cross-encoder from `base` (default: the default model's BERT weights) and save it to `output`.
 
     The loss is a softmax over each query's positive and its negatives. The checkpoint that validates best
-    is kept; at the end it is checked against the first stage and the folder is written to a temporary
-    sibling and renamed into place, so an interrupted run never leaves a broken model folder.
+    is kept (training stops early after `config.patience` validations without a better one); at the end it is
+    checked against the first stage and the folder is written to a temporary sibling and renamed into place, so
+    an interrupted run never leaves a broken model folder.
 
     Args:
         data: training groups and validation data.
@@ -109,6 +110,7 @@ def train_reranker(
     order: list[TrainingGroup] = []
     started = time.perf_counter()
     validation_seconds = 0.0
+    stale, stopped_at = 0, None  # validations in a row without improvement; the step training stopped early at
     for step in range(1, total + 1):
         network.train()
         batch = []
@@ -144,15 +146,21 @@ def train_reranker(
             if validated > best_score:
                 best_score, best_check, best_step = validated, check, step
                 best_state = copy.deepcopy(network.state_dict())
+                stale = 0
+            else:
+                stale += 1
         elif not has_validation:
             best_state, best_step = network.state_dict(), step
         if progress:
             progress(TrainingProgress(step, total, loss.item(), time.perf_counter() - started, validated))
+        if config.patience is not None and stale >= config.patience:
+            stopped_at = step
+            break
     seconds = time.perf_counter() - started
 
     network.load_state_dict(best_state)
     network.eval()
-    validation = {"history": history, "best_step": best_step,
+    validation = {"history": history, "best_step": best_step, "stopped_early_at": stopped_at,
                   "best_score": round(best_score, 4) if has_validation else None}
     if data.validation_groups:
         validation["metric"] = "pairwise_accuracy"

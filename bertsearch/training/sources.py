@@ -19,7 +19,11 @@ def training_data(config: TrainingConfig, pairs: Path | None = None, index_dir: 
       `qrels` if given, else on held-out pseudo-queries.
     """
     from bertsearch.search import open_searcher
-    from bertsearch.training.judgments import judged_validation, judgments_data, read_judgments
+    from bertsearch.training.judgments import (
+        judged_validation,
+        judgments_data,
+        read_judgments,
+    )
     from bertsearch.training.self_supervised import self_supervised_data
 
     if (queries is None) != (qrels is None):
