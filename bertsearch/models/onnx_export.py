@@ -19,7 +19,8 @@ import os
 import shutil
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import torch
@@ -80,7 +81,8 @@ def export_encoder(encoder: Encoder) -> bool:
                                    info.dimensions, tokenizer))
         expected = reference.encode(list(CHECK_TEXTS))
         one_by_one = np.stack([lean.encode_query(text) for text in CHECK_TEXTS])
-        cosine = float(min((expected * one_by_one).sum(axis=1).min(), (expected * lean.encode(CHECK_TEXTS)).sum(axis=1).min()))
+        batched = lean.encode(CHECK_TEXTS)
+        cosine = float(min((expected * one_by_one).sum(axis=1).min(), (expected * batched).sum(axis=1).min()))
         if cosine < MIN_COSINE:
             raise _CheckFailed(f"its vectors differ from torch's (cosine {cosine:.6f} < {MIN_COSINE})")
         return {"texts": len(CHECK_TEXTS), "min_cosine": round(cosine, 7)}
@@ -121,7 +123,8 @@ def export_int8_encoder(encoder: Encoder) -> bool:
 
 
 def export_cross_encoder(scorer: CrossEncoder, spec: CrossEncoderSpec) -> bool:
-    """Write the checked ONNX form of the reranker `spec` names, as `export_encoder` does; `scorer` is its torch form."""
+    """Write the checked ONNX form of the reranker `spec` names, as `export_encoder` does; `scorer` is its torch
+    form."""
 
     def write(folder: Path) -> dict[str, Any]:
         reference = scorer
@@ -316,7 +319,7 @@ def _quiet() -> Iterator[None]:
             warnings.simplefilter("ignore")
             yield
     finally:
-        for log, level in zip(logs, levels):
+        for log, level in zip(logs, levels, strict=True):
             log.setLevel(level)
 
 

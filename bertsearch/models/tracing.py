@@ -11,10 +11,12 @@ from __future__ import annotations
 import logging
 import warnings
 
+from typing import Any
+
 import torch
 
 
-def trace_embedding(embedding: torch.nn.Module, tokenizer, max_length: int):  # noqa: ANN001, ANN202 - TorchScript
+def trace_embedding(embedding: torch.nn.Module, tokenizer, max_length: int):  # noqa: ANN001, ANN201 - TorchScript
     """`embedding` traced, checked on batches of other sizes and paddings than the one traced."""
 
     def batch(texts: list[str], length: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -26,11 +28,11 @@ def trace_embedding(embedding: torch.nn.Module, tokenizer, max_length: int):  # 
     checks = [batch(["one"], 8), batch(["three texts", "of different lengths", "to check padding " * 4], 40)]
     with torch.inference_mode():
         expected = [embedding.eval()(*inputs) for inputs in checks]
-    return trace_without_gil(embedding, example, list(zip(checks, expected)), atol=1e-4)
+    return trace_without_gil(embedding, example, list(zip(checks, expected, strict=True)), atol=1e-4)
 
 
 def trace_without_gil(module: torch.nn.Module, example: tuple[torch.Tensor, ...],
-                      checks: list[tuple[tuple[torch.Tensor, ...], torch.Tensor]], atol: float):  # noqa: ANN201
+                      checks: list[tuple[tuple[torch.Tensor, ...], torch.Tensor]], atol: float) -> Any:
     """`module` as a TorchScript function, which runs as one call without the GIL; None (with a warning) if
     tracing fails or the trace's output differs by more than `atol` from the expected one on any of `checks`
     (inputs, expected output): inputs of other shapes than `example`, so that a shape-dependent branch baked
@@ -43,7 +45,7 @@ def trace_without_gil(module: torch.nn.Module, example: tuple[torch.Tensor, ...]
                 got = traced(*inputs).float()
                 if expected.shape != got.shape or not torch.allclose(expected.float(), got, atol=atol):
                     raise ValueError(f"the trace differs from the model on inputs of shape {tuple(inputs[0].shape)}")
-    except Exception as exc:  # an architecture TorchScript cannot trace, or a trace that does not generalise
+    except Exception as exc:  # noqa: BLE001 - an architecture TorchScript cannot trace, or a trace that does not generalise
         logging.getLogger(__name__).warning("running %s without a trace (slower under load): %s",
                                             type(module).__name__, exc)
         return None

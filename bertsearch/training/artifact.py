@@ -1,4 +1,5 @@
-"""The trained reranker as a folder: BERT weights, tokenizer and `bertsearch-reranker.json`, written whole or not at all."""
+"""The trained reranker as a folder: BERT weights, tokenizer and `bertsearch-reranker.json`, written whole or not at
+all."""
 
 from __future__ import annotations
 

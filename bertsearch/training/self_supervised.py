@@ -166,8 +166,8 @@ def pseudo_query_validation(searcher: Searcher, held: Sequence[PseudoQuery],
     pool.update({example.doc_id: example.positive for example in held})
     settings = dataclasses.replace(searcher.store.settings, backend="embedded", backend_options={})
     validation = []
-    with tempfile.TemporaryDirectory(prefix="bertsearch-validation-") as folder:
-        with create_store(Path(folder), settings) as store:
+    with tempfile.TemporaryDirectory(prefix="bertsearch-validation-") as folder, \
+            create_store(Path(folder), settings) as store:
             Indexer(store, encoder, settings.chunking).index_documents(list(pool.values()))
             pool_searcher = Searcher(store, encoder)
             for example in held:
@@ -205,7 +205,8 @@ def self_supervised_data(searcher: Searcher, config: TrainingConfig, max_documen
     groups = []
     for example in training:
         hits = first_stage_candidates(searcher, example.query[:1000], MINING_DEPTH)
-        negatives = tuple(_reader_text(h.title, h.passage, example.is_title) for h in hits if h.doc_id != example.doc_id)
+        negatives = tuple(_reader_text(h.title, h.passage, example.is_title) for h in hits
+                          if h.doc_id != example.doc_id)
         positive = _reader_text(example.positive.title, example.positive.text, example.is_title)
         groups.append(TrainingGroup(example.query, (positive,), negatives))
     if not groups:

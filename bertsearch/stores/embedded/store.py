@@ -19,7 +19,8 @@ import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -73,7 +74,7 @@ class EmbeddedStore(Store):
         self._reader_connections: list[sqlite3.Connection] = []
 
     @classmethod
-    def create(cls, index_dir: Path, settings: IndexSettings) -> "EmbeddedStore":
+    def create(cls, index_dir: Path, settings: IndexSettings) -> EmbeddedStore:
         """A new store in `index_dir` (which may exist but must not hold an index)."""
         try:
             index_dir.mkdir(parents=True, exist_ok=True)
@@ -84,7 +85,7 @@ class EmbeddedStore(Store):
         return cls(index_dir, settings)
 
     @classmethod
-    def open(cls, index_dir: Path) -> "EmbeddedStore":
+    def open(cls, index_dir: Path) -> EmbeddedStore:
         settings = read_settings(index_dir)
         if not (index_dir / DATABASE_NAME).is_file():
             raise IndexNotFoundError(f"no embedded store in {index_dir} (its database file is missing)")
@@ -189,7 +190,8 @@ class EmbeddedStore(Store):
             return
         for item in batch:
             if len(item.passages) != len(item.vectors):
-                raise ValueError(f"{item.document.doc_id}: {len(item.passages)} passages but {len(item.vectors)} vectors")
+                raise ValueError(f"{item.document.doc_id}: {len(item.passages)} passages but "
+                                 f"{len(item.vectors)} vectors")
         self.acquire_write_lock()
         with self._lock, self._transaction():
             for item in batch:
@@ -302,7 +304,7 @@ class EmbeddedStore(Store):
         ).fetchall()
         found = {(row[0], row[1]): row[2:] for row in rows}
         return [PassageHit(hit.doc_id, hit.position, hit.score, *found[key])
-                for hit, key in zip(hits, keys) if key in found]
+                for hit, key in zip(hits, keys, strict=True) if key in found]
 
     @reports_damage
     def get_document(self, doc_id: str) -> Document | None:
@@ -324,7 +326,8 @@ class EmbeddedStore(Store):
             documents=documents,
             passages=passages,
             backend="embedded",
-            details={"vector_index": self._vectors.describe().get("kind") or vector_index_kind(passages, self._vectors.choice),
+            details={"vector_index": (self._vectors.describe().get("kind")
+                                      or vector_index_kind(passages, self._vectors.choice)),
                      "bytes_on_disk": size, "index_dir": str(self.index_dir)},
         )
 
