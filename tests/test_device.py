@@ -89,3 +89,24 @@ def test_queries_are_encoded_in_fp32_by_the_onnx_form_unless_torch_is_asked_for(
     monkeypatch.delenv(device.ENGINE_ENV, raising=False)
     assert device.query_path().describe() == "onnx fp32 on cpu"
     assert device.query_path("torch").engine == "torch"
+
+
+@pytest.mark.parametrize(("env", "expected"), [
+    ({}, "PASSIVE"),
+    ({"OMP_WAIT_POLICY": "ACTIVE"}, "ACTIVE"),
+    ({"GOMP_SPINCOUNT": "10000"}, None),
+])
+def test_openmp_threads_sleep_between_ops_unless_the_user_chose(env: dict[str, str], expected: str | None) -> None:
+    """Spinning OpenMP threads take the cores another busy process needs (bench/bench_sharing.py); the policy must
+    be in the environment before torch loads its OpenMP runtime, so importing bertsearch sets it."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    clean = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    probe = "import json, os, sys, bertsearch; print(json.dumps([os.environ.get('OMP_WAIT_POLICY'), 'torch' in sys.modules]))"
+    done = subprocess.run([sys.executable, "-c", probe], env={**clean, **env}, capture_output=True, text=True,
+                          timeout=60, cwd=Path(__file__).resolve().parents[1])
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == [expected, False]
