@@ -514,24 +514,18 @@ def main() -> None:
     commands.add_parser("report")
     commands.add_parser("clean")
     args = parser.parse_args()
-    if args.command == "prepare":
-        prepare(args.scifact)
-    elif args.command == "grow":
-        grow(args.to)
-    elif args.command == "measure":
-        measure(args.size)
-    elif args.command == "worker":
-        worker()
-    elif args.command == "compare":
-        compare_indexes(args.size)
-    elif args.command == "bm25s":
-        measure_bm25s(args.size)
-    elif args.command == "bm25s-worker":
-        bm25s_worker(args.size)
-    elif args.command == "report":
-        report()
-    else:
-        shutil.rmtree(store_dir(), ignore_errors=True)
+    run = {
+        "prepare": lambda: prepare(args.scifact),
+        "grow": lambda: grow(args.to),
+        "measure": lambda: measure(args.size),
+        "worker": worker,
+        "compare": lambda: compare_indexes(args.size),
+        "bm25s": lambda: measure_bm25s(args.size),
+        "bm25s-worker": lambda: bm25s_worker(args.size),
+        "report": report,
+        "clean": lambda: shutil.rmtree(store_dir(), ignore_errors=True),
+    }
+    run[args.command]()
 
 
 if __name__ == "__main__":
