@@ -217,7 +217,8 @@ def _write_form(kind: str, key: str, model_path: str, max_length: int, dimension
     if record.failed:
         logger.info("%s has no ONNX form (%s): it runs on torch", model_path, record.failed)
         return False
-    logger.info("wrote the ONNX form of %s into %s: queries load it instead of torch", model_path, target)
+    use = "indexing on this CPU encodes with it" if kind.endswith(INT8) else "queries load it instead of torch"
+    logger.info("wrote the ONNX form of %s into %s: %s", model_path, target, use)
     return True
 
 
