@@ -37,7 +37,7 @@ def test_an_unknown_backend_is_refused_naming_the_known_ones(tmp_path: Path) -> 
 def test_only_a_rebuildable_store_is_staged_and_only_the_embedded_one_repaired(tmp_path: Path) -> None:
     embedded = resolve_location(tmp_path / "idx")
     elasticsearch = resolve_location(tmp_path / "es", backend="elasticsearch", es_url="http://127.0.0.1:9200")
-    with pytest.raises(BertsearchError, match="--rebuild needs the elasticsearch backend"):
+    with pytest.raises(BertsearchError, match="a rebuild needs the elasticsearch backend"):
         check_stageable(embedded)
     check_stageable(elasticsearch)
     with pytest.raises(BertsearchError, match="only an embedded index is repaired this way"):
@@ -56,7 +56,7 @@ def test_a_location_comes_from_the_options_else_the_manifest(tmp_path: Path) -> 
     assert given.elasticsearch is not None and given.elasticsearch.url == "http://127.0.0.1:9201"
     assert (given.es_index, given.elasticsearch.username) == ("reports", "user")
     assert resolve_location(tmp_path, backend="embedded").index_name == str(tmp_path)
-    with pytest.raises(BertsearchError, match="needs --es-url"):
+    with pytest.raises(BertsearchError, match="needs an Elasticsearch URL"):
         resolve_location(tmp_path / "empty", backend="elasticsearch")
 
 
