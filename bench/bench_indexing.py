@@ -118,14 +118,12 @@ def main() -> None:
             scores = evaluate(Searcher(opened, encoder), dataset, ("dense", "bm25", "hybrid"))
         relevance[name] = {mode: round(metrics["nDCG@10"], 4) for mode, metrics in scores.items()}
 
-    features = cpu_features()
     report = {
         "documents": len(documents),
         "passages": len(texts),
         "path": path.path,
         "path_check": {"min_cosine": path.min_cosine, "mean_cosine": path.mean_cosine, "bound": path.bound},
-        "cpu": {"family": features.family, "model": features.model, "cores": os.cpu_count(),
-                "flags": sorted(f for f in features.flags if f.startswith(("avx", "amx")) or f in ("fma", "f16c"))},
+        "cpu": cpu_features().report(),
         "torch_threads": torch.get_num_threads(),
         "rounds": args.rounds,
         "baseline_seconds": [round(x, 1) for x in baseline_seconds],

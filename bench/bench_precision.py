@@ -105,11 +105,8 @@ def main() -> None:
             vectors[side] = sides[side](texts)
             seconds[side].append(time.perf_counter() - started)
 
-    features = cpu_features()
     report = {
-        "cpu": {"family": features.family, "model": features.model, "cores": os.cpu_count(),
-                "flags": sorted(f for f in features.flags if f.startswith(("avx", "amx")) or f in ("fma", "f16c")),
-                "aten_cpu_capability": os.environ.get("ATEN_CPU_CAPABILITY", "")},
+        "cpu": {**cpu_features().report(), "aten_cpu_capability": os.environ.get("ATEN_CPU_CAPABILITY", "")},
         "passages": len(texts),
         "rounds": args.rounds,
         "baseline_passages_per_s": round(len(texts) / statistics.median(seconds["baseline"]), 1),

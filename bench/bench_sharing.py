@@ -90,11 +90,8 @@ def main() -> None:
             print(f"round {round_number + 1} {name}: alone {alone[name][-1]:.1f}/s, beside "
                   f"{beside[name][-2]:.1f} + {beside[name][-1]:.1f}/s", file=sys.stderr)
     shutil.rmtree(work, ignore_errors=True)
-    features = cpu_features()
     report = {
-        "cpu": {"family": features.family, "model": features.model,
-                "cores": os.cpu_count(),
-                "flags": sorted(f for f in features.flags if f.startswith(("avx", "amx")) or f in ("fma", "f16c"))},
+        "cpu": cpu_features().report(),
         "docs": args.docs,
         "rounds": args.rounds,
         "variants": {

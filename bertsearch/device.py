@@ -83,6 +83,11 @@ class CpuFeatures:
         """Instructions that multiply and add int8 in one step (VNNI, AMX-INT8, ARM's dot products)."""
         return bool({"avx512_vnni", "avx_vnni", "amx_int8", "asimddp", "i8mm"} & self.flags)
 
+    def report(self) -> dict[str, object]:
+        """What benchmarks record of the CPU their figures come from: its kind, model, cores and matrix flags."""
+        return {"family": self.family, "model": self.model, "cores": os.cpu_count(),
+                "flags": sorted(f for f in self.flags if f.startswith(("avx", "amx")) or f in ("fma", "f16c"))}
+
     @property
     def family(self) -> str:
         """The CPU's kind for matrix work, as the docs name the paths each one gets."""

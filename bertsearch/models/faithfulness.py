@@ -39,6 +39,11 @@ class PathCheck:
     def passed(self) -> bool:
         return self.min_cosine >= self.bound
 
+    @property
+    def shortfall(self) -> str:
+        """Why a check that did not pass failed, in the words of the warning or error that reports it."""
+        return f"its vectors differ from fp32 (cosine {self.min_cosine:.5f} < {self.bound})"
+
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "passed": self.passed}
 

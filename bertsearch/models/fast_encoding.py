@@ -86,16 +86,12 @@ def _choose(encoder: Encoder, index_dir: Path | None, path: EncodingPath) -> Tex
         # Judged by today's bound, not the one the form was written under.
         check = PathCheck(path.describe(), figures["texts"], figures["min_cosine"], figures["mean_cosine"],
                           MIN_PATH_COSINE)
-        if not check.passed:
-            return _fall_back(encoder, path, f"its vectors differ from fp32 (cosine {check.min_cosine:.5f} < "
-                                             f"{check.bound})", forced, index_dir)
         chosen = lean
     elif path.precision != "fp32" and path.describe() not in recorded:
         check = check_path(encoder, Encoder(encoder.info.path, Runtime(encoder.runtime.device, "fp32")),
                            path.describe())
-        if not check.passed:
-            return _fall_back(encoder, path, f"its vectors differ from fp32 (cosine {check.min_cosine:.5f} < "
-                                             f"{check.bound})", forced, index_dir)
+    if check is not None and not check.passed:
+        return _fall_back(encoder, path, check.shortfall, forced, index_dir)
     if index_dir is not None:
         record_encoding(index_dir, _record(path, check))
     return chosen

@@ -116,7 +116,7 @@ def export_int8_encoder(encoder: Encoder) -> bool:
                                    tokenizer))
         check = check_path(lean, reference, "onnx int8 on cpu")
         if not check.passed:
-            raise _CheckFailed(f"its vectors differ from fp32 (cosine {check.min_cosine:.5f} < {check.bound})")
+            raise _CheckFailed(check.shortfall)
         return {**check.to_json(), "weights": "int8" if signed else "uint8", "cpu": cpu_features().family}
 
     return _write_form(kind, info.fingerprint, info.path, info.max_seq_length, info.dimensions, write)
